@@ -1,0 +1,40 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
+import { fromDbTime, toDbTime } from './db.ts';
+import { migrateToLatest } from './migrate.ts';
+
+describe.each(DIALECTS)('storage on %s', (dialect) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect);
+  });
+  afterAll(async () => {
+    await t.drop();
+  });
+
+  it('migrates once and is idempotent', async () => {
+    expect(await migrateToLatest(t.db)).toEqual([]);
+  });
+
+  it('round-trips timestamps and rejects duplicate tenant names', async () => {
+    const now = toDbTime(Date.UTC(2026, 10, 23, 5, 6, 7, 89));
+    await t.db.insertInto('tenants').values({ id: 'ten_1', name: 'acme', created_at: now }).execute();
+    const row = await t.db.selectFrom('tenants').selectAll().where('id', '=', 'ten_1').executeTakeFirstOrThrow();
+    expect(row.created_at).toBe('2026-11-23 05:06:07.089');
+    expect(fromDbTime(row.created_at)).toBe(Date.UTC(2026, 10, 23, 5, 6, 7, 89));
+    await expect(
+      t.db.insertInto('tenants').values({ id: 'ten_2', name: 'acme', created_at: now }).execute(),
+    ).rejects.toThrow();
+  });
+
+  it('runs transactions that roll back on error', async () => {
+    await expect(
+      t.db.transaction().execute(async (trx) => {
+        await trx.insertInto('tenants').values({ id: 'ten_3', name: 'rolled', created_at: toDbTime() }).execute();
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    const row = await t.db.selectFrom('tenants').select('id').where('id', '=', 'ten_3').executeTakeFirst();
+    expect(row).toBeUndefined();
+  });
+});

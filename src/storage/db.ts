@@ -1,0 +1,47 @@
+/**
+ * The Kysely database: MySQL (mysql2) when DATABASE_URL is set, embedded SQLite (node:sqlite)
+ * otherwise. Both dialects run the same repository code and the same migrations.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Kysely, MysqlDialect, SqliteDialect } from 'kysely';
+import { createPool } from 'mysql2';
+import { openNodeSqlite } from './node-sqlite.ts';
+import type { Database } from './schema.ts';
+
+export type Db = Kysely<Database>;
+export type DbDialect = 'mysql' | 'sqlite';
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+}
+
+export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db: Db; dialect: DbDialect } {
+  if (databaseUrl) {
+    const pool = createPool({
+      uri: databaseUrl,
+      connectionLimit: 10,
+      // Timestamps travel as strings in both dialects (see schema.ts).
+      dateStrings: true,
+      timezone: 'Z',
+      connectTimeout: 5000,
+      enableKeepAlive: true,
+      supportBigNumbers: true,
+    });
+    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), dialect: 'mysql' };
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, 'keygate.sqlite');
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: openNodeSqlite(file) }) }), dialect: 'sqlite' };
+}
+
+/** UTC timestamp in the storage format `YYYY-MM-DD HH:MM:SS.mmm`. */
+export function toDbTime(date: Date | number = Date.now()): string {
+  return new Date(date).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** Parses a storage timestamp back into epoch milliseconds. */
+export function fromDbTime(value: string): number {
+  return Date.parse(`${value.replace(' ', 'T')}Z`);
+}

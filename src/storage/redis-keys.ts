@@ -1,0 +1,20 @@
+/**
+ * The one place that knows keygate's Redis key layout. Every key carries a hash tag `{...}` so that
+ * the keys one operation touches land on the same Redis Cluster slot.
+ */
+const PREFIX = 'kg';
+
+export const redisKeys = {
+  /** Cached upstream access token of a tenant's provider. */
+  token: (tenantId: string, provider: string) => `${PREFIX}:{tok:${tenantId}:${provider}}:token`,
+  /** Single-flight lock while one node fetches that token. */
+  tokenLock: (tenantId: string, provider: string) => `${PREFIX}:{tok:${tenantId}:${provider}}:lock`,
+  /** Channel announcing that the token was (re)fetched or dropped. */
+  tokenChannel: (tenantId: string, provider: string) => `${PREFIX}:{tok:${tenantId}:${provider}}:events`,
+  /** Inbound nonce seen for a partner key. */
+  nonce: (keyId: string, nonce: string) => `${PREFIX}:{pk:${keyId}}:nonce:${nonce}`,
+  /** Rate-limit state of a partner key. */
+  rateLimit: (keyId: string) => `${PREFIX}:{pk:${keyId}}:rl`,
+  /** Pub/sub channel for provider-config activations and rollbacks. */
+  configChannel: () => `${PREFIX}:config-changes`,
+} as const;
