@@ -1,0 +1,413 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
+import { startTcpProxy, type TcpProxy } from '../../test/helpers/tcp-proxy.ts';
+import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
+import { isKeygateError, type KeygateError, toProblem } from '../errors.ts';
+import { createDatabase, type Db } from '../storage/db.ts';
+import { createKeyProvider, type KeyProvider } from './key-provider.ts';
+import {
+  createSecretStore,
+  requireSecret,
+  type SecretStore,
+  type SecretStoreOptions,
+} from './secret-store.ts';
+
+const credentials = { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' };
+const APP_KEY = 'ak_8f3e2d1c0b9a';
+const APP_SECRET = 'as_Qm9vL2Zvby9iYXI_7d6c5b4a39281706';
+const AES_KEY = '0123456789abcdef0123456789abcdef';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+function captureLogger() {
+  const lines: Array<{ obj: object; msg: string }> = [];
+  return { lines, warn: (obj: object, msg: string) => lines.push({ obj, msg }) };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<KeygateError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  if (!isKeygateError(err)) throw err;
+  return err;
+}
+
+/** Nothing a caller or a log reader sees may contain a value. */
+function expectNoValues(...things: unknown[]) {
+  const text = things
+    .map((t) => (t instanceof Error ? `${t.message} ${JSON.stringify(toProblem(t))}` : JSON.stringify(t)))
+    .join('\n');
+  for (const value of [APP_KEY, APP_SECRET, AES_KEY]) expect(text).not.toContain(value);
+}
+
+describe.each(DIALECTS)('secret store on %s', (dialect) => {
+  let t: TestDatabase;
+  let kms: KmsServer;
+  let masterKeyFile: string;
+  let keyDir: string;
+  const cleanups: Array<() => unknown> = [];
+
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect);
+    kms = await startKmsServer();
+    keyDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-store-'));
+    masterKeyFile = path.join(keyDir, 'master.key');
+  });
+  afterEach(() => {
+    kms.up();
+    kms.slow(0);
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await kms.close();
+    await t.drop();
+    rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  const localProvider = () => createKeyProvider({ provider: 'local', masterKeyFile });
+  const awsProvider = (requestTimeoutMs = 1000): KeyProvider => {
+    const provider = createKeyProvider(
+      { provider: 'aws-kms', keyId: kms.keyArn, region: kms.region, endpoint: kms.url },
+      { credentials, requestTimeoutMs, connectTimeoutMs: 500, maxAttempts: 1 },
+    );
+    cleanups.push(() => provider.close());
+    return provider;
+  };
+  const store = (keyProvider: KeyProvider, extra: Partial<SecretStoreOptions> = {}): SecretStore =>
+    createSecretStore({ db: t.db, keyProvider, dataKeyTtlMs: 60_000, ...extra });
+
+  async function setSeedSecrets(s: SecretStore, tenant: string, provider: string) {
+    await s.set(tenant, provider, 'AppKey', APP_KEY);
+    await s.set(tenant, provider, 'AppSecret', APP_SECRET);
+    await s.set(tenant, provider, 'AesKey', AES_KEY, { sensitive: true });
+  }
+
+  it('round-trips values, tracks versions and lists metadata only', async () => {
+    const s = store(localProvider());
+    const first = await s.set('ten_rt', 'acme', 'AppKey', APP_KEY);
+    expect(first).toMatchObject({ created: true, version: 1 });
+    expect(new Date(first.updatedAt).toISOString()).toBe(first.updatedAt);
+    await s.set('ten_rt', 'acme', 'AppSecret', 'old value');
+    const second = await s.set('ten_rt', 'acme', 'AppSecret', APP_SECRET);
+    expect(second).toMatchObject({ created: false, version: 2 });
+    await s.set('ten_rt', 'other', 'Token', 'tok_123456', { sensitive: false });
+
+    const secrets = await s.loadProviderSecrets('ten_rt', 'acme');
+    expect({ ...secrets.values }).toEqual({ AppKey: APP_KEY, AppSecret: APP_SECRET });
+    expect([...secrets.sensitive]).toEqual(['AppSecret']);
+    expect(secrets.mask(`${APP_KEY} ${APP_SECRET}`)).toBe(`${APP_KEY} ****`);
+    expect(Object.isFrozen(secrets.values)).toBe(true);
+    expect(secrets.values.constructor).toBeUndefined();
+    expect(requireSecret(secrets, 'acme', 'AppSecret')).toBe(APP_SECRET);
+
+    const missing = (() => {
+      try {
+        requireSecret(secrets, 'acme', 'AesKey');
+      } catch (e) {
+        return e as KeygateError;
+      }
+    })();
+    expect(missing).toMatchObject({
+      code: 'KG_SECRET_MISSING',
+      message: 'secret "AesKey" of provider "acme" is not set',
+    });
+
+    const list = await s.list('ten_rt');
+    expect(
+      list.map(({ provider, name, sensitive, version }) => ({ provider, name, sensitive, version })),
+    ).toEqual([
+      { provider: 'acme', name: 'AppKey', sensitive: false, version: 1 },
+      { provider: 'acme', name: 'AppSecret', sensitive: true, version: 2 },
+      { provider: 'other', name: 'Token', sensitive: false, version: 1 },
+    ]);
+    expect(await s.list('ten_rt', 'other')).toHaveLength(1);
+    expectNoValues(list);
+
+    // Values are encrypted at rest.
+    const rows = await t.db.selectFrom('secrets').selectAll().where('tenant_id', '=', 'ten_rt').execute();
+    expectNoValues(rows);
+    expect(rows.every((r) => r.kms_key_id.startsWith('local:'))).toBe(true);
+
+    // A restarted process (new provider, new store, same master key file) reads them back.
+    const restarted = store(localProvider());
+    expect((await restarted.loadProviderSecrets('ten_rt', 'acme')).values.AppSecret).toBe(APP_SECRET);
+
+    expect(await s.delete('ten_rt', 'other', 'Token')).toBe(true);
+    expect(await s.delete('ten_rt', 'other', 'Token')).toBe(false);
+    expect((await s.loadProviderSecrets('ten_rt', 'other')).values).toEqual({});
+  });
+
+  it('keeps sensitivity on update unless told otherwise, and validates input without echoing values', async () => {
+    const s = store(localProvider());
+    await s.set('ten_val', 'acme', 'Region', 'eu-west-1', { sensitive: false });
+    await s.set('ten_val', 'acme', 'Region', 'eu-central-1');
+    expect((await s.list('ten_val'))[0]).toMatchObject({ name: 'Region', sensitive: false, version: 2 });
+    await s.set('ten_val', 'acme', 'Region', 'eu-central-1', { sensitive: true });
+    expect((await s.list('ten_val'))[0]).toMatchObject({ sensitive: true, version: 3 });
+
+    const badName = await rejection(s.set('ten_val', 'acme', 'bad name', APP_SECRET));
+    expect(badName.code).toBe('KG_VALIDATION_FAILED');
+    const tooBig = await rejection(s.set('ten_val', 'acme', 'Big', APP_SECRET.repeat(1000)));
+    expect(tooBig.code).toBe('KG_VALIDATION_FAILED');
+    expect((await rejection(s.set('ten_val', 'acme', 'Empty', ''))).code).toBe('KG_VALIDATION_FAILED');
+    const largest = 'x'.repeat(32 * 1024); // fits the TEXT column on MySQL
+    await s.set('ten_val', 'acme', 'Largest', largest);
+    expect((await s.loadProviderSecrets('ten_val', 'acme')).values.Largest).toBe(largest);
+    expectNoValues(badName, tooBig);
+  });
+
+  it('joins a caller transaction and rolls back with it', async () => {
+    const s = store(localProvider());
+    await expect(
+      t.db.transaction().execute(async (trx) => {
+        await s.set('ten_trx', 'acme', 'AppKey', APP_KEY, {}, trx);
+        throw new Error('rollback');
+      }),
+    ).rejects.toThrow('rollback');
+    expect(await s.list('ten_trx')).toEqual([]);
+    await t.db.transaction().execute((trx) => s.set('ten_trx', 'acme', 'AppKey', APP_KEY, {}, trx));
+    expect(await s.list('ten_trx')).toHaveLength(1);
+  });
+
+  it('sees its own changes at once: set and delete invalidate the cache', async () => {
+    const s = store(localProvider(), { cacheTtlMs: 60_000 });
+    await s.set('ten_inv', 'acme', 'AppSecret', 'first-value');
+    expect((await s.loadProviderSecrets('ten_inv', 'acme')).values.AppSecret).toBe('first-value');
+    await s.set('ten_inv', 'acme', 'AppSecret', 'second-value');
+    expect((await s.loadProviderSecrets('ten_inv', 'acme')).values.AppSecret).toBe('second-value');
+
+    // Another node's change shows after invalidate() (a config-change notification would call it).
+    const otherNode = store(localProvider());
+    await otherNode.set('ten_inv', 'acme', 'AppSecret', 'third-value');
+    expect((await s.loadProviderSecrets('ten_inv', 'acme')).values.AppSecret).toBe('second-value');
+    s.invalidate('ten_inv', 'acme');
+    expect((await s.loadProviderSecrets('ten_inv', 'acme')).values.AppSecret).toBe('third-value');
+  });
+
+  it('binds each ciphertext to its tenant, provider and name: a copied row does not decrypt', async () => {
+    const s = store(localProvider());
+    await s.set('ten_aad', 'acme', 'AppSecret', APP_SECRET);
+    const row = await t.db
+      .selectFrom('secrets')
+      .selectAll()
+      .where('tenant_id', '=', 'ten_aad')
+      .executeTakeFirstOrThrow();
+    const copies = [
+      { tenant_id: 'ten_aad_other', provider: 'acme', name: 'AppSecret' },
+      { tenant_id: 'ten_aad', provider: 'acme2', name: 'AppSecret' },
+      { tenant_id: 'ten_aad', provider: 'acme3', name: 'AppSecretCopy' },
+    ];
+    for (const [i, copy] of copies.entries()) {
+      await t.db
+        .insertInto('secrets')
+        .values({ ...row, ...copy, id: `sec_copy_${i}` })
+        .execute();
+    }
+    const logger = captureLogger();
+    const reader = store(localProvider(), { logger });
+    expect((await reader.loadProviderSecrets('ten_aad', 'acme')).values.AppSecret).toBe(APP_SECRET);
+    for (const copy of copies) {
+      const err = await rejection(reader.loadProviderSecrets(copy.tenant_id, copy.provider));
+      expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
+      expect(err.message).toBe(
+        `secret "${copy.name}" of provider "${copy.provider}" cannot be decrypted: it is bound to another place or was altered`,
+      );
+      expectNoValues(err);
+    }
+    expectNoValues(logger.lines);
+  });
+
+  it('seals other values under the caller binding', async () => {
+    const s = store(localProvider());
+    const sealed = await s.seal('partner-key:pk_1:v1', APP_SECRET);
+    expectNoValues(sealed);
+    expect(await s.open('partner-key:pk_1:v1', sealed)).toBe(APP_SECRET);
+    expect(await store(localProvider()).open('partner-key:pk_1:v1', sealed)).toBe(APP_SECRET);
+    const err = await rejection(s.open('partner-key:pk_2:v1', sealed));
+    expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
+    // A provider secret's binding and a sealed value's binding live in different domains.
+    await s.set('ten_seal', 'acme', 'AppSecret', APP_SECRET);
+    const row = await t.db
+      .selectFrom('secrets')
+      .selectAll()
+      .where('tenant_id', '=', 'ten_seal')
+      .executeTakeFirstOrThrow();
+    await expect(
+      s.open('ten_seal\0acme\0AppSecret', {
+        ciphertext: row.ciphertext,
+        wrappedKey: row.wrapped_key,
+        kmsKeyId: row.kms_key_id,
+      }),
+    ).rejects.toMatchObject({ code: 'KG_SECRETS_UNAVAILABLE' });
+  });
+
+  describe('with aws-kms through the real SDK', () => {
+    it('round-trips end to end and caches data keys for dataKeyTtlMs', async () => {
+      const writer = store(awsProvider());
+      kms.resetCalls();
+      await setSeedSecrets(writer, 'ten_kms', 'acme');
+      // One data key per tenant per TTL: the three values share it.
+      expect(kms.calls.GenerateDataKey).toBe(1);
+      const rows = await t.db.selectFrom('secrets').selectAll().where('tenant_id', '=', 'ten_kms').execute();
+      expect(new Set(rows.map((r) => r.kms_key_id))).toEqual(new Set([kms.keyArn]));
+
+      kms.resetCalls();
+      const reader = store(awsProvider(), { dataKeyTtlMs: 300 });
+      const concurrent = await Promise.all(
+        Array.from({ length: 20 }, () => reader.loadProviderSecrets('ten_kms', 'acme')),
+      );
+      expect(new Set(concurrent).size).toBe(1); // one load, shared
+      expect(concurrent[0]!.values).toEqual({
+        AppKey: APP_KEY,
+        AppSecret: APP_SECRET,
+        AesKey: AES_KEY,
+      });
+      expect(kms.calls.Decrypt).toBe(1);
+      reader.invalidate('ten_kms', 'acme');
+      await reader.loadProviderSecrets('ten_kms', 'acme');
+      expect(kms.calls.Decrypt).toBe(1); // within the TTL: no KMS call
+
+      await sleep(350);
+      reader.invalidate('ten_kms', 'acme');
+      await reader.loadProviderSecrets('ten_kms', 'acme');
+      expect(kms.calls.Decrypt).toBe(2); // the TTL passed: unwrapped again
+    });
+
+    it('answers from memory on a hit, without the database or the KMS', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_hot', 'acme');
+      const reader = store(awsProvider(), { cacheTtlMs: 60_000 });
+      const first = await reader.loadProviderSecrets('ten_hot', 'acme');
+      kms.down();
+      kms.resetCalls();
+      const started = performance.now();
+      for (let i = 0; i < 10_000; i++) {
+        expect(await reader.loadProviderSecrets('ten_hot', 'acme')).toBe(first);
+      }
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(kms.calls).toEqual({ GenerateDataKey: 0, Encrypt: 0, Decrypt: 0 });
+    });
+
+    it('serves the last-known-good copy while the KMS is down, and 503s a provider never loaded', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_lkg', 'acme');
+      await setSeedSecrets(writer, 'ten_lkg', 'never-loaded');
+
+      const logger = captureLogger();
+      const reader = store(awsProvider(), { cacheTtlMs: 50, dataKeyTtlMs: 50, logger });
+      const loaded = await reader.loadProviderSecrets('ten_lkg', 'acme');
+      kms.down();
+      await sleep(80); // both the cache entry and the data key are past their TTL
+
+      expect(await reader.loadProviderSecrets('ten_lkg', 'acme')).toBe(loaded); // served at once...
+      await waitFor(() => logger.lines.length > 0); // ...while the refresh failed in the background
+      expect(logger.lines[0]).toMatchObject({
+        obj: { tenantId: 'ten_lkg', provider: 'acme', servingLastKnownGood: true },
+      });
+      expect(JSON.stringify(logger.lines[0])).toContain('AWS_ENDPOINT_URL_KMS: cannot reach');
+      expect((await reader.loadProviderSecrets('ten_lkg', 'acme')).values.AppSecret).toBe(APP_SECRET);
+
+      // An explicit invalidate tries a reload, then falls back to the copy.
+      reader.invalidate('ten_lkg', 'acme');
+      expect((await reader.loadProviderSecrets('ten_lkg', 'acme')).values.AppSecret).toBe(APP_SECRET);
+
+      const err = await rejection(reader.loadProviderSecrets('ten_lkg', 'never-loaded'));
+      expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
+      expect(err.status).toBe(503);
+      expect(err.message).toContain('"never-loaded"');
+      expectNoValues(err, logger.lines);
+
+      // Writes need a data key, so they fail clearly too.
+      const writeErr = await rejection(
+        store(awsProvider()).set('ten_lkg', 'acme', 'AppSecret', 'new-value-1'),
+      );
+      expect(writeErr.code).toBe('KG_SECRETS_UNAVAILABLE');
+
+      // Back up: the next refresh picks up changes again.
+      kms.up();
+      await writer.set('ten_lkg', 'acme', 'AppSecret', 'rotated-secret');
+      await sleep(60);
+      await expect
+        .poll(async () => (await reader.loadProviderSecrets('ten_lkg', 'acme')).values.AppSecret, {
+          timeout: 3000,
+        })
+        .toBe('rotated-secret');
+    });
+
+    it('serves the last-known-good copy when the KMS is slower than the request timeout', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_slow', 'acme');
+      const logger = captureLogger();
+      const reader = store(awsProvider(300), { cacheTtlMs: 50, dataKeyTtlMs: 50, logger });
+      await reader.loadProviderSecrets('ten_slow', 'acme');
+      kms.slow(3000);
+      await sleep(80);
+
+      let started = performance.now();
+      expect((await reader.loadProviderSecrets('ten_slow', 'acme')).values.AppSecret).toBe(APP_SECRET);
+      expect(performance.now() - started).toBeLessThan(50);
+      await waitFor(() => logger.lines.length > 0, 2500);
+
+      started = performance.now();
+      const err = await rejection(store(awsProvider(300)).loadProviderSecrets('ten_slow', 'acme'));
+      expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
+      expect(performance.now() - started).toBeLessThan(2000);
+    });
+
+    it.runIf(dialect === 'mysql')('serves the last-known-good copy while the database is down', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_dbdown', 'acme');
+      await setSeedSecrets(writer, 'ten_dbdown', 'never-loaded');
+
+      const url = new URL(t.databaseUrl!);
+      const proxy: TcpProxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 3306) });
+      cleanups.push(() => proxy.close());
+      url.host = `127.0.0.1:${proxy.port}`;
+      const { db: cutDb }: { db: Db } = createDatabase({ databaseUrl: url.toString(), dataDir: keyDir });
+      cleanups.push(() => cutDb.destroy());
+
+      const logger = captureLogger();
+      const reader = createSecretStore({
+        db: cutDb,
+        keyProvider: awsProvider(),
+        dataKeyTtlMs: 60_000,
+        cacheTtlMs: 50,
+        logger,
+      });
+      const loaded = await reader.loadProviderSecrets('ten_dbdown', 'acme');
+      proxy.cut();
+      kms.down(); // both at once
+      await sleep(80);
+
+      expect(await reader.loadProviderSecrets('ten_dbdown', 'acme')).toBe(loaded);
+      await waitFor(() => logger.lines.length > 0);
+      expect(JSON.stringify(logger.lines[0])).toContain('the database is unreachable');
+      expect((await reader.loadProviderSecrets('ten_dbdown', 'acme')).values.AppSecret).toBe(APP_SECRET);
+
+      const err = await rejection(reader.loadProviderSecrets('ten_dbdown', 'never-loaded'));
+      expect(err).toMatchObject({ code: 'KG_SECRETS_UNAVAILABLE', status: 503 });
+      expect(err.message).toBe(
+        'secrets of provider "never-loaded" could not be loaded: the database is unreachable',
+      );
+      expectNoValues(err, logger.lines);
+
+      proxy.restore();
+      kms.up();
+      expect((await reader.loadProviderSecrets('ten_dbdown', 'never-loaded')).values.AppKey).toBe(APP_KEY);
+    });
+  });
+});
