@@ -1,0 +1,474 @@
+/**
+ * The inbound audit writer: one `audit_log` row per call, written off the request path.
+ *
+ * write() only pushes onto an in-memory queue. A drain loop sends the queue to the database in
+ * multi-row inserts (when batchSize rows are waiting, or flushIntervalMs after the first one),
+ * one statement at a time, each bounded by writeTimeoutMs. When an insert fails or times out the
+ * writer marks the database down, appends the batch to the spool (fsync'd JSON lines, see
+ * spool.ts) and sends everything after it to the spool too, without waiting on the database
+ * again. A replay loop, every replayIntervalMs, seals the spool and re-inserts it in order; when
+ * that succeeds the database is marked up and rows go straight to it again. A spool left by an
+ * earlier process is replayed at start-up.
+ *
+ * Every insert ignores rows whose request_id is already stored, so a batch sent twice (an insert
+ * that timed out but committed, a replay cut short by a crash or an outage) never duplicates.
+ * If the queue outgrows maxQueue (the database is slow, not down), it is spooled at once rather
+ * than held or dropped. A row is dropped only when the database AND the spool disk both fail and
+ * the queue reaches four times maxQueue; that is logged and counted.
+ */
+import { sql } from 'kysely';
+import type { Db } from '../../storage/db.ts';
+import type { NewAuditLogRow } from '../../storage/schema.ts';
+import { estimateRowBytes, insertAuditRows, parseSpoolLine, toAuditRow } from './insert.ts';
+import { openSpool } from './spool.ts';
+
+export { ACTIVE_SPOOL_FILE, REJECTED_FILE } from './spool.ts';
+
+export interface AuditLogger {
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+}
+
+export interface AuditWriterStats {
+  /** Rows accepted but not yet durable (in memory, or being inserted / spooled). */
+  queued: number;
+  /** Rows inserted directly (counted as sent: a row the database already held counts too). */
+  written: number;
+  /** Rows appended to the spool. */
+  spooled: number;
+  /** Rows inserted from the spool, including a spool left by an earlier process. */
+  replayed: number;
+  /** Spool lines the database refused while reachable, or that did not parse; moved to REJECTED_FILE. */
+  rejected: number;
+  /** Rows lost because the database and the spool disk both failed with the queue full. */
+  dropped: number;
+}
+
+export interface AuditWriter {
+  /** Non-blocking: enqueue a row; never throws, never awaits the DB on the request path. */
+  write(row: NewAuditLogRow): void;
+  /** Flushes everything queued (to DB, or to the spool when the DB is down). Called on SIGTERM. */
+  flush(): Promise<void>;
+  /** flush + stop timers. Leaves `db` open (the caller owns it). A write after close is spooled synchronously. */
+  close(): Promise<void>;
+  stats(): AuditWriterStats;
+}
+
+export interface AuditWriterOptions {
+  db: Db;
+  /** Directory for the spool (created 0700). One writer per directory. */
+  spoolDir: string;
+  /** Rows per insert statement, 1..1000. */
+  batchSize?: number;
+  /** How long the first queued row waits for a batch to fill. */
+  flushIntervalMs?: number;
+  /** Queue length beyond which rows are spooled at once; at least batchSize. */
+  maxQueue?: number;
+  /** How often the spool is retried while it holds rows. */
+  replayIntervalMs?: number;
+  /** An insert that takes longer counts as failed (its rows are spooled; a late commit is harmless). */
+  writeTimeoutMs?: number;
+  logger?: AuditLogger;
+}
+
+/** Keeps one statement well below MySQL's default 16 MiB max_allowed_packet, even with escaping. */
+const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
+/** With the spool disk failing, the queue holds this many times maxQueue before dropping rows. */
+const HARD_LIMIT_FACTOR = 4;
+
+export function createAuditWriter({
+  db,
+  spoolDir,
+  batchSize = 200,
+  flushIntervalMs = 50,
+  maxQueue = 10_000,
+  replayIntervalMs = 1_000,
+  writeTimeoutMs = 3_000,
+  logger = stderrLogger,
+}: AuditWriterOptions): AuditWriter {
+  requireInteger('batchSize', batchSize, 1, 1000);
+  requireInteger('flushIntervalMs', flushIntervalMs, 0);
+  requireInteger('maxQueue', maxQueue, batchSize);
+  requireInteger('replayIntervalMs', replayIntervalMs, 1);
+  requireInteger('writeTimeoutMs', writeTimeoutMs, 1);
+
+  const spool = openSpool(spoolDir);
+  const counts = { written: 0, spooled: 0, replayed: 0, rejected: 0, dropped: 0 };
+  let queue: NewAuditLogRow[] = [];
+  let rowsInFlight = 0;
+  const tasks = new Set<Promise<void>>();
+  let draining = false;
+  let flushTimer: NodeJS.Timeout | undefined;
+  let dbUp = true;
+  /** Bumped on every failed database call, so a replay that raced a failure does not mark the DB up. */
+  let failureEpoch = 0;
+  let spoolHasRows = spool.hasRowsSync();
+  /** After the spool disk fails, it is not tried again before this time. */
+  let spoolRetryAt = 0;
+  let lastDropLogAt = 0;
+  let replaying: Promise<void> | undefined;
+  /** Lines already inserted from each sealed file, so a replay resumed in this process skips them. */
+  const replayedLines = new Map<string, number>();
+  let state: 'open' | 'closing' | 'closed' = 'open';
+  let closed: Promise<void> | undefined;
+
+  const replayTimer = setInterval(() => {
+    if (spoolHasRows || !dbUp) startReplay();
+  }, replayIntervalMs);
+  replayTimer.unref();
+  if (spoolHasRows) startReplay();
+
+  function write(row: NewAuditLogRow): void {
+    try {
+      const copy = toAuditRow(row);
+      if (state === 'closed') {
+        spoolNow([copy]);
+        return;
+      }
+      if (queue.length >= maxQueue * HARD_LIMIT_FACTOR && Date.now() < spoolRetryAt) {
+        dropRows(1);
+        return;
+      }
+      queue.push(copy);
+      if (queue.length >= maxQueue) spillQueue();
+      else if (queue.length >= batchSize) startDrain();
+      else armFlushTimer(flushIntervalMs);
+    } catch (err) {
+      logger.error({ err: describeError(err) }, 'audit row could not be queued');
+    }
+  }
+
+  // ---- the drain: queue -> database, or -> spool while the database is down ----
+
+  function startDrain(force = false): void {
+    clearFlushTimer();
+    if (draining || queue.length === 0) return;
+    if (!force && !dbUp && Date.now() < spoolRetryAt) {
+      armFlushTimer(spoolRetryAt - Date.now());
+      return;
+    }
+    draining = true;
+    track(
+      drainQueue().finally(() => {
+        draining = false;
+        // Rows are left only when the spool disk failed: come back after the back-off.
+        if (queue.length > 0) armFlushTimer(Math.max(flushIntervalMs, spoolRetryAt - Date.now()));
+      }),
+    );
+  }
+
+  async function drainQueue(): Promise<void> {
+    while (queue.length > 0) {
+      if (!dbUp) {
+        const rows = queue;
+        queue = [];
+        if (!(await spoolRows(rows))) return;
+        continue;
+      }
+      const batch = takeBatch();
+      rowsInFlight += batch.length;
+      let inserted = false;
+      try {
+        await withTimeout(insertAuditRows(db, batch), writeTimeoutMs);
+        inserted = true;
+      } catch (err) {
+        markDbDown(err);
+      } finally {
+        rowsInFlight -= batch.length;
+      }
+      if (inserted) counts.written += batch.length;
+      else if (!(await spoolRows(batch))) return;
+    }
+  }
+
+  function takeBatch(): NewAuditLogRow[] {
+    let count = 0;
+    let bytes = 0;
+    while (count < queue.length && count < batchSize) {
+      bytes += estimateRowBytes(queue[count]!);
+      if (count > 0 && bytes > MAX_STATEMENT_BYTES) break;
+      count += 1;
+    }
+    return queue.splice(0, count);
+  }
+
+  /** The database is slow: spool the backlog now instead of holding it in memory. */
+  function spillQueue(): void {
+    if (Date.now() < spoolRetryAt) {
+      armFlushTimer(spoolRetryAt - Date.now());
+      return;
+    }
+    const rows = queue;
+    queue = [];
+    track(
+      spoolRows(rows).then((spooled) => {
+        if (!spooled) armFlushTimer(replayIntervalMs);
+      }),
+    );
+  }
+
+  /** Appends rows to the spool; on a disk error puts them back at the head of the queue. */
+  async function spoolRows(rows: NewAuditLogRow[]): Promise<boolean> {
+    rowsInFlight += rows.length;
+    try {
+      await spool.append(rows);
+      counts.spooled += rows.length;
+      spoolHasRows = true;
+      return true;
+    } catch (err) {
+      spoolRetryAt = Date.now() + replayIntervalMs;
+      logger.error(
+        { err: describeError(err), rows: rows.length, spoolDir },
+        'audit spool append failed; rows kept in memory',
+      );
+      queue = rows.concat(queue);
+      return false;
+    } finally {
+      rowsInFlight -= rows.length;
+    }
+  }
+
+  /** After close: nothing runs any more, so append synchronously rather than lose the row. */
+  function spoolNow(rows: NewAuditLogRow[]): void {
+    try {
+      spool.appendSync(rows);
+      counts.spooled += rows.length;
+    } catch (err) {
+      logger.error({ err: describeError(err), spoolDir }, 'audit spool append failed after close');
+      dropRows(rows.length);
+    }
+  }
+
+  function dropRows(count: number): void {
+    counts.dropped += count;
+    if (Date.now() - lastDropLogAt >= 1000) {
+      lastDropLogAt = Date.now();
+      logger.error({ dropped: counts.dropped }, 'audit rows dropped: database and spool both failing');
+    }
+  }
+
+  function markDbDown(err: unknown): void {
+    failureEpoch += 1;
+    if (!dbUp) return;
+    dbUp = false;
+    logger.warn({ err: describeError(err) }, 'audit database write failed; spooling rows until it is back');
+  }
+
+  // ---- the replay: spool -> database ----
+
+  function startReplay(): void {
+    if (replaying || state !== 'open') return;
+    replaying = replayAll()
+      .catch((err) => logger.error({ err: describeError(err), spoolDir }, 'audit spool replay failed'))
+      .finally(() => {
+        replaying = undefined;
+      });
+  }
+
+  async function replayAll(): Promise<void> {
+    while (state === 'open') {
+      const epoch = failureEpoch;
+      if (!dbUp && !(await databaseReachable())) return;
+      for (const file of await spool.seal()) {
+        if (!(await replayFile(file))) return;
+      }
+      if (!dbUp && epoch === failureEpoch) {
+        dbUp = true;
+        logger.warn({ replayed: counts.replayed }, 'audit database reachable again; spool replayed');
+      }
+      if (!dbUp) return;
+      // Rows spooled while this replay ran wait in a fresh active file: go round again.
+      if (await spool.isEmpty()) {
+        spoolHasRows = false;
+        return;
+      }
+    }
+  }
+
+  /** Inserts one sealed file in order and removes it; false when stopped (database down, closing). */
+  async function replayFile(file: string): Promise<boolean> {
+    const skip = replayedLines.get(file) ?? 0;
+    let lineNumber = 0;
+    let batch: NewAuditLogRow[] = [];
+    let batchBytes = 0;
+    /** Inserts the pending batch; on success the file counts as done through line `through`. */
+    const commit = async (through: number): Promise<boolean> => {
+      if (batch.length > 0 && !(await insertReplayed(batch))) return false;
+      replayedLines.set(file, through);
+      batch = [];
+      batchBytes = 0;
+      return true;
+    };
+    for await (const line of spool.readLines(file)) {
+      lineNumber += 1;
+      if (lineNumber <= skip || line.trim() === '') continue;
+      const row = parseSpoolLine(line);
+      if (!row) {
+        // Settle the rows before it first, so a retry neither loses nor re-rejects this line.
+        if (!(await commit(lineNumber - 1))) return false;
+        await rejectLines([line], 'line is not an audit row (torn or corrupt)');
+        replayedLines.set(file, lineNumber);
+        continue;
+      }
+      batch.push(row);
+      batchBytes += line.length;
+      if (batch.length >= batchSize || batchBytes >= MAX_STATEMENT_BYTES) {
+        if (!(await commit(lineNumber))) return false;
+        if (state !== 'open') return false;
+      }
+    }
+    if (!(await commit(lineNumber))) return false;
+    await spool.remove(file);
+    replayedLines.delete(file);
+    return true;
+  }
+
+  /**
+   * Inserts replayed rows. If the batch fails while the database answers, the batch itself is the
+   * problem: rows go in one at a time and the ones refused move to the rejected file, so one bad
+   * line cannot block the spool forever.
+   */
+  async function insertReplayed(rows: NewAuditLogRow[]): Promise<boolean> {
+    try {
+      await withTimeout(insertAuditRows(db, rows), writeTimeoutMs);
+      counts.replayed += rows.length;
+      return true;
+    } catch (err) {
+      if (!(await databaseReachable())) {
+        markDbDown(err);
+        return false;
+      }
+    }
+    for (const row of rows) {
+      try {
+        await withTimeout(insertAuditRows(db, [row]), writeTimeoutMs);
+        counts.replayed += 1;
+      } catch (err) {
+        if (!(await databaseReachable())) {
+          markDbDown(err);
+          return false;
+        }
+        await rejectLines([JSON.stringify(row)], describeError(err).message);
+      }
+    }
+    return true;
+  }
+
+  async function rejectLines(lines: string[], reason: string): Promise<void> {
+    await spool.reject(lines);
+    counts.rejected += lines.length;
+    logger.error({ count: lines.length, reason, spoolDir }, 'audit rows moved to the rejected file');
+  }
+
+  async function databaseReachable(): Promise<boolean> {
+    try {
+      await withTimeout(sql`select 1`.execute(db), writeTimeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- timers, flush, close ----
+
+  function armFlushTimer(delayMs: number): void {
+    if (flushTimer || state === 'closed') return;
+    flushTimer = setTimeout(() => {
+      flushTimer = undefined;
+      startDrain();
+    }, delayMs);
+  }
+
+  function clearFlushTimer(): void {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = undefined;
+  }
+
+  function track(task: Promise<void>): void {
+    const safe = task.catch((err) => logger.error({ err: describeError(err) }, 'audit writer task failed'));
+    tasks.add(safe);
+    void safe.finally(() => tasks.delete(safe));
+  }
+
+  async function settle(): Promise<void> {
+    while (tasks.size > 0) await Promise.all([...tasks]);
+  }
+
+  async function flush(): Promise<void> {
+    if (state === 'closed') return;
+    clearFlushTimer();
+    startDrain(true);
+    await settle();
+    if (queue.length > 0) {
+      // Only when the spool disk failed: one more try, then say so.
+      startDrain(true);
+      await settle();
+    }
+    if (queue.length > 0) {
+      logger.error(
+        { rows: queue.length, spoolDir },
+        'audit flush left rows in memory: database and spool failing',
+      );
+    }
+  }
+
+  function close(): Promise<void> {
+    closed ??= (async () => {
+      state = 'closing';
+      clearInterval(replayTimer);
+      await flush();
+      // A running replay stops at its next batch; what it did not reach stays sealed for the next start.
+      await replaying;
+      await flush();
+      clearFlushTimer();
+      state = 'closed';
+      if (queue.length > 0) {
+        const rows = queue;
+        queue = [];
+        spoolNow(rows);
+      }
+    })();
+    return closed;
+  }
+
+  return {
+    write,
+    flush,
+    close,
+    stats: () => ({ queued: queue.length + rowsInFlight, ...counts }),
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`audit database call took longer than ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Code and message only: a mysql2 error also carries the SQL with every value (bodies) inlined. */
+function describeError(err: unknown): { code?: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : String(err).slice(0, 200);
+  return typeof e?.code === 'string' ? { code: e.code, message } : { message };
+}
+
+function requireInteger(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new RangeError(`createAuditWriter: ${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+}
+
+const stderrLogger: AuditLogger = {
+  warn: (o, m) => process.stderr.write(`${JSON.stringify({ level: 'warn', msg: m, ...o })}\n`),
+  error: (o, m) => process.stderr.write(`${JSON.stringify({ level: 'error', msg: m, ...o })}\n`),
+};

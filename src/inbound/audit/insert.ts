@@ -1,0 +1,76 @@
+/** The one statement the audit writer runs: an idempotent multi-row insert into `audit_log`. */
+import type { Db } from '../../storage/db.ts';
+import type { AuditLogTable, NewAuditLogRow } from '../../storage/schema.ts';
+
+/**
+ * Inserts rows, skipping any whose request_id is already stored, so a batch sent twice (a timed-out
+ * insert that committed after all, a spool replayed after a crash) never duplicates a row.
+ * Kysely's `orIgnore()` compiles per dialect: `insert ignore into` on MySQL, `insert or ignore
+ * into` on SQLite. On MySQL, IGNORE also turns data errors (a value too long for its column) into
+ * warnings: the row is stored clipped rather than lost.
+ */
+export async function insertAuditRows(db: Db, rows: readonly NewAuditLogRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.insertInto('audit_log').orIgnore().values(rows).execute();
+}
+
+/** Every audit_log column and the JSON type it must have; `satisfies` fails when the table changes. */
+const COLUMN_TYPES = {
+  request_id: 'string',
+  tenant_id: 'string?',
+  key_id: 'string?',
+  secret_version: 'number?',
+  client_ip: 'string?',
+  method: 'string',
+  path: 'string',
+  query: 'string',
+  request_headers: 'string',
+  request_body: 'string',
+  request_body_truncated: 'number',
+  response_status: 'number',
+  response_headers: 'string',
+  response_body: 'string',
+  response_body_truncated: 'number',
+  latency_ms: 'number',
+  outcome: 'string',
+  created_at: 'string',
+} as const satisfies Record<keyof AuditLogTable, 'string' | 'string?' | 'number' | 'number?'>;
+const COLUMNS = Object.keys(COLUMN_TYPES) as (keyof AuditLogTable)[];
+
+/**
+ * Copies exactly the audit_log columns, in a fixed order, with absent nullable columns as null:
+ * the writer's own copy of a caller's row (so a stray property cannot break the insert).
+ */
+export function toAuditRow(row: NewAuditLogRow): NewAuditLogRow {
+  const copy: Record<string, unknown> = {};
+  for (const column of COLUMNS) copy[column] = row[column] ?? null;
+  return copy as unknown as NewAuditLogRow;
+}
+
+/** Parses one spool line; undefined when it is not an audit row with every column of the right type. */
+export function parseSpoolLine(line: string): NewAuditLogRow | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const row = value as Record<string, unknown>;
+  for (const column of COLUMNS) {
+    const type = COLUMN_TYPES[column];
+    const v = row[column];
+    if (type.endsWith('?') && (v === null || v === undefined)) continue;
+    if (type.startsWith('string') ? typeof v !== 'string' : !Number.isFinite(v)) return undefined;
+  }
+  return toAuditRow(row as unknown as NewAuditLogRow);
+}
+
+/** Rough size of a row on the wire, to keep one statement well under MySQL's max_allowed_packet. */
+export function estimateRowBytes(row: NewAuditLogRow): number {
+  let bytes = 0;
+  for (const value of Object.values(row)) {
+    bytes += typeof value === 'string' ? Buffer.byteLength(value) : 8;
+  }
+  return bytes;
+}

@@ -1,0 +1,291 @@
+/**
+ * The audit writer against real MariaDB faults. The writer's own Db goes through a TCP proxy the
+ * test cuts (connections refused) or hangs (accepted, never answered); the shared server is never
+ * touched. Assertions read through the direct connection of the test database.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KyselyPlugin } from 'kysely';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
+import { startTcpProxy, type TcpProxy } from '../../../test/helpers/tcp-proxy.ts';
+import { createDatabase, type Db } from '../../storage/db.ts';
+import { ACTIVE_SPOOL_FILE, type AuditWriter, createAuditWriter } from './index.ts';
+import {
+  BODY_MARKER,
+  readJsonLines,
+  recordingLogger,
+  sampleRow,
+  sleep,
+  spoolFiles,
+  spoolLine,
+  waitFor,
+} from './test-fixtures.ts';
+
+describe('audit writer under MariaDB faults', () => {
+  let t: TestDatabase;
+  let proxy: TcpProxy;
+  let spoolDir: string;
+  let writerDbs: Db[] = [];
+  let writers: AuditWriter[] = [];
+  let run = 0;
+
+  beforeAll(async () => {
+    t = await createTestDatabase('mysql');
+  });
+  afterAll(async () => {
+    await t.drop();
+  });
+  beforeEach(async () => {
+    const target = new URL(t.databaseUrl!);
+    // A fresh proxy per test: hang() leaves sockets behind that must not leak into the next test.
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 3306) });
+    spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-'));
+    run += 1;
+  });
+  afterEach(async () => {
+    proxy.restore();
+    for (const writer of writers) await writer.close();
+    await proxy.close();
+    for (const db of writerDbs) await db.destroy().catch(() => {});
+    writers = [];
+    writerDbs = [];
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+
+  function proxiedUrl(): string {
+    const url = new URL(t.databaseUrl!);
+    url.host = `127.0.0.1:${proxy.port}`;
+    return url.toString();
+  }
+  function proxiedDb(): Db {
+    const { db } = createDatabase({ databaseUrl: proxiedUrl(), dataDir: spoolDir });
+    writerDbs.push(db);
+    return db;
+  }
+  function startWriter(options: Partial<Parameters<typeof createAuditWriter>[0]> = {}): AuditWriter {
+    const writer = createAuditWriter({
+      db: proxiedDb(),
+      spoolDir,
+      replayIntervalMs: 100,
+      writeTimeoutMs: 2000,
+      ...options,
+    });
+    writers.push(writer);
+    return writer;
+  }
+  const ids = (n: number, name: string) => Array.from({ length: n }, (_, i) => `m${run}${name}-${i}`);
+  async function storedIds(name: string): Promise<string[]> {
+    const rows = await t.db
+      .selectFrom('audit_log')
+      .select('request_id')
+      .where('request_id', 'like', `m${run}${name}-%`)
+      .execute();
+    return rows.map((r) => r.request_id).sort();
+  }
+  const sorted = (values: string[]) => [...values].sort();
+
+  it('keeps exactly one row per request through an outage in the middle of 1,000 writes', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ logger });
+    const all = ids(1000, 'cut');
+    for (const [i, id] of all.entries()) {
+      if (i === 300) proxy.cut();
+      if (i === 700) proxy.restore();
+      writer.write(sampleRow(id));
+      if (i % 10 === 9) await sleep(3);
+    }
+    await writer.flush();
+    await waitFor(async () => (await storedIds('cut')).length === 1000, 20_000, '1,000 rows in MySQL');
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be replayed and removed');
+
+    expect(await storedIds('cut')).toEqual(sorted(all));
+    const stats = writer.stats();
+    expect(stats.spooled).toBeGreaterThan(0);
+    expect(stats.written + stats.spooled).toBe(1000);
+    expect(stats.replayed).toBe(stats.spooled);
+    expect(stats).toMatchObject({ queued: 0, rejected: 0, dropped: 0 });
+    const messages = logger.records.map((r) => r.msg);
+    expect(messages).toContain('audit database write failed; spooling rows until it is back');
+    expect(messages).toContain('audit database reachable again; spool replayed');
+    expect(logger.text()).not.toContain(BODY_MARKER);
+  }, 40_000);
+
+  it('keeps spooled rows across close() and replays them in the next writer', async () => {
+    proxy.cut();
+    const first = startWriter();
+    const rows = ids(100, 'restart').map((id) => sampleRow(id));
+    for (const row of rows) first.write(row);
+    await first.close();
+    expect(first.stats()).toMatchObject({ queued: 0, written: 0, spooled: 100 });
+    expect(readJsonLines(path.join(spoolDir, ACTIVE_SPOOL_FILE))).toEqual(rows);
+    expect(await storedIds('restart')).toEqual([]);
+
+    proxy.restore();
+    const second = startWriter();
+    await waitFor(() => second.stats().replayed === 100, 10_000, 'the restarted writer to replay');
+    expect(await storedIds('restart')).toEqual(sorted(rows.map((r) => r.request_id)));
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the replayed spool to be removed');
+  }, 30_000);
+
+  it('replays what a writer killed by SIGKILL had spooled', async () => {
+    proxy.cut();
+    const fixture = fileURLToPath(new URL('./crash-writer.fixture.ts', import.meta.url));
+    const child = spawn(process.execPath, [fixture, proxiedUrl(), spoolDir, `m${run}crash`, '250'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, sig) => resolve(sig)),
+    );
+    expect(signal).toBe('SIGKILL');
+    expect(JSON.parse(out)).toMatchObject({ spooled: 250, queued: 0 });
+
+    proxy.restore();
+    const writer = startWriter();
+    // Counted once the insert returned, which is after MySQL shows the rows: wait on the count.
+    await waitFor(() => writer.stats().replayed === 250, 10_000, 'the crashed spool to be replayed');
+    expect((await storedIds('crash')).length).toBe(250);
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the replayed spool to be removed');
+  }, 30_000);
+
+  it('spools after writeTimeoutMs when the database accepts but never answers, and replays once it does', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ writeTimeoutMs: 300, logger });
+    writer.write(sampleRow(ids(1, 'warm')[0]!));
+    await writer.flush();
+    expect(writer.stats().written).toBe(1);
+
+    proxy.hang();
+    // Let the pool notice its dropped connection, so the next insert opens one that hangs.
+    await sleep(100);
+    const rows = ids(50, 'hang').map((id) => sampleRow(id));
+    for (const row of rows) writer.write(row);
+    const started = Date.now();
+    await writer.flush();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(250);
+    expect(took).toBeLessThan(2000);
+    expect(writer.stats()).toMatchObject({ queued: 0, spooled: 50, written: 1 });
+    expect(readJsonLines(path.join(spoolDir, ACTIVE_SPOOL_FILE))).toHaveLength(50);
+
+    // Still hanging: more rows go straight to the spool without waiting on the database again.
+    writer.write(sampleRow(`m${run}hang-late`));
+    const lateStarted = Date.now();
+    await writer.flush();
+    expect(Date.now() - lateStarted).toBeLessThan(300);
+    expect(writer.stats().spooled).toBe(51);
+
+    proxy.restore();
+    await waitFor(
+      async () => (await storedIds('hang')).length === 51,
+      25_000,
+      'the hung rows to be replayed',
+    );
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
+    expect(logger.records.some((r) => JSON.stringify(r.obj).includes('longer than 300 ms'))).toBe(true);
+  }, 40_000);
+
+  it('spools the backlog at once when the queue outgrows maxQueue, and loses nothing', async () => {
+    const writer = startWriter({ batchSize: 10, maxQueue: 50, writeTimeoutMs: 1500 });
+    proxy.hang();
+    const all = ids(200, 'backlog');
+    // All in one tick: the first batch is stuck in the hung database, the rest must not wait for it.
+    for (const id of all) writer.write(sampleRow(id));
+    await waitFor(() => writer.stats().spooled >= 150, 1000, 'the backlog to be spooled');
+    expect(writer.stats().written).toBe(0);
+    expect(writer.stats().queued).toBeGreaterThanOrEqual(10);
+
+    proxy.restore();
+    await writer.flush();
+    await waitFor(
+      async () => (await storedIds('backlog')).length === 200,
+      25_000,
+      'every backlog row in MySQL',
+    );
+    expect(await storedIds('backlog')).toEqual(sorted(all));
+  }, 40_000);
+
+  it('holds rows in memory while the database and the spool disk both fail, up to a limit', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ batchSize: 5, maxQueue: 10, replayIntervalMs: 200, logger });
+    proxy.cut();
+    // A directory where the spool file should be: every append fails (EISDIR), even as root.
+    mkdirSync(path.join(spoolDir, ACTIVE_SPOOL_FILE));
+    const kept = ids(100, 'doublefault');
+    for (const id of kept) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ queued: 100, spooled: 0, written: 0, dropped: 0 });
+    expect(logger.records.map((r) => r.msg)).toContain(
+      'audit flush left rows in memory: database and spool failing',
+    );
+
+    // Beyond four times maxQueue, new rows are dropped (and counted) rather than exhaust memory.
+    for (let i = 0; i < 10; i += 1) writer.write(sampleRow(`m${run}doublefault-dropped-${i}`));
+    expect(writer.stats()).toMatchObject({ queued: 100, dropped: 10 });
+
+    rmdirSync(path.join(spoolDir, ACTIVE_SPOOL_FILE));
+    proxy.restore();
+    await waitFor(
+      async () => (await storedIds('doublefault')).length === 100,
+      10_000,
+      'the held rows in MySQL',
+    );
+    expect(await storedIds('doublefault')).toEqual(sorted(kept));
+    expect(logger.text()).not.toContain(BODY_MARKER);
+  }, 30_000);
+
+  it('loses no row written to the spool while a replay is running', async () => {
+    // A spool from an earlier run, and a database that takes 10 ms a statement: the replay takes a while.
+    const earlier = ids(4000, 'during').map((id) => sampleRow(id, { request_body: 'x', response_body: 'y' }));
+    writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), earlier.map(spoolLine).join(''));
+    proxy.cut();
+    const writer = startWriter({
+      db: proxiedDb().withPlugin(slowStatements(10)),
+      batchSize: 100,
+      replayIntervalMs: 50,
+    });
+    // The database is down: these go to the spool.
+    const fresh = Array.from({ length: 600 }, (_, i) => sampleRow(`m${run}during-new-${i}`));
+    for (const row of fresh.slice(0, 100)) writer.write(row);
+    await writer.flush();
+    expect(writer.stats().spooled).toBe(100);
+
+    proxy.restore();
+    await waitFor(() => writer.stats().replayed > 0, 5000, 'the replay to start');
+    // Until the replay is done the database counts as down, so these are spooled too, into a
+    // fresh active file while the sealed one is being replayed.
+    let spooledDuringReplay = 0;
+    for (const [i, row] of fresh.slice(100).entries()) {
+      writer.write(row);
+      if (i % 50 === 49) {
+        await writer.flush();
+        if (writer.stats().replayed < 4000) spooledDuringReplay = writer.stats().spooled - 100;
+        await sleep(10);
+      }
+    }
+    await writer.flush();
+    await waitFor(async () => (await storedIds('during')).length === 4600, 30_000, 'every row in MySQL');
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
+    expect(await storedIds('during')).toEqual(sorted([...earlier, ...fresh].map((r) => r.request_id)));
+    // The scenario really exercised the path.
+    expect(spooledDuringReplay).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+/** Every statement takes at least `ms` longer. */
+function slowStatements(ms: number): KyselyPlugin {
+  return {
+    transformQuery: (args) => args.node,
+    transformResult: async (args) => {
+      await sleep(ms);
+      return args.result;
+    },
+  };
+}

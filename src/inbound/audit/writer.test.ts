@@ -1,0 +1,231 @@
+/** The write path, replay and idempotence on both dialects (no faults; see writer.mysql.test.ts). */
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { KyselyPlugin } from 'kysely';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTestDatabase, DIALECTS, type TestDatabase } from '../../../test/helpers/db.ts';
+import type { NewAuditLogRow } from '../../storage/schema.ts';
+import { ACTIVE_SPOOL_FILE, createAuditWriter, REJECTED_FILE } from './index.ts';
+import { insertAuditRows } from './insert.ts';
+import {
+  BODY_MARKER,
+  readJsonLines,
+  recordingLogger,
+  sampleRow,
+  spoolFiles,
+  spoolLine,
+  waitFor,
+} from './test-fixtures.ts';
+
+describe.each(DIALECTS)('audit writer on %s', (dialect) => {
+  let t: TestDatabase;
+  let spoolDir: string;
+  let prefix = 0;
+  const ids = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+  const storedIds = async (tag: string) =>
+    (
+      await t.db
+        .selectFrom('audit_log')
+        .select('request_id')
+        .where('request_id', 'like', `${tag}-%`)
+        .execute()
+    )
+      .map((r) => r.request_id)
+      .sort();
+
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect);
+  });
+  afterAll(async () => {
+    await t.drop();
+  });
+  beforeEach(() => {
+    spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-'));
+    prefix += 1;
+  });
+  afterEach(() => {
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+  const tag = (name: string) => `${dialect}${prefix}${name}`;
+
+  it('compiles to an insert that ignores known request ids', () => {
+    const compiled = t.db.insertInto('audit_log').orIgnore().values(sampleRow('x')).compile().sql;
+    expect(compiled).toMatch(
+      dialect === 'mysql' ? /^insert ignore into `audit_log`/ : /^insert or ignore into "audit_log"/,
+    );
+  });
+
+  it('writes rows in batches off the request path, byte for byte', async () => {
+    const writer = createAuditWriter({ db: t.db, spoolDir, batchSize: 50, logger: recordingLogger() });
+    const rows = ids(500, tag('w')).map((id) => sampleRow(id));
+    for (const row of rows) writer.write(row);
+    // Nothing awaited yet: write() only queued.
+    expect(writer.stats().queued).toBe(500);
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ queued: 0, written: 500, spooled: 0, replayed: 0 });
+    expect(await storedIds(tag('w'))).toEqual(rows.map((r) => r.request_id).sort());
+    const back = await t.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('request_id', '=', rows[7]!.request_id)
+      .executeTakeFirstOrThrow();
+    expect(back).toEqual(rows[7]);
+    await writer.close();
+  });
+
+  it('writes a partial batch once flushIntervalMs has passed', async () => {
+    const writer = createAuditWriter({ db: t.db, spoolDir, flushIntervalMs: 20, logger: recordingLogger() });
+    writer.write(sampleRow(`${tag('timer')}-0`));
+    await waitFor(async () => (await storedIds(tag('timer'))).length === 1, 2000, 'the timed flush');
+    await writer.close();
+  });
+
+  it('stores a request id once, however often it is written', async () => {
+    const writer = createAuditWriter({ db: t.db, spoolDir, batchSize: 10, logger: recordingLogger() });
+    for (let round = 0; round < 3; round += 1)
+      for (const id of ids(25, tag('dup'))) writer.write(sampleRow(id));
+    await writer.close();
+    expect(await storedIds(tag('dup'))).toEqual(ids(25, tag('dup')).sort());
+  });
+
+  it('flushes everything on close, and spools a write that comes after it', async () => {
+    const logger = recordingLogger();
+    const writer = createAuditWriter({
+      db: t.db,
+      spoolDir,
+      batchSize: 1000,
+      flushIntervalMs: 60_000,
+      logger,
+    });
+    for (const id of ids(150, tag('close'))) writer.write(sampleRow(id));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(writer.stats()).toMatchObject({ queued: 150, written: 0 });
+    await writer.close();
+    expect(writer.stats()).toMatchObject({ queued: 0, written: 150 });
+    expect((await storedIds(tag('close'))).length).toBe(150);
+
+    writer.write(sampleRow(`${tag('close')}-late`));
+    expect(writer.stats().spooled).toBe(1);
+    expect(statSync(spoolDir).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(spoolDir, ACTIVE_SPOOL_FILE)).mode & 0o777).toBe(0o600);
+    expect(readJsonLines(path.join(spoolDir, ACTIVE_SPOOL_FILE))).toEqual([
+      sampleRow(`${tag('close')}-late`, { created_at: expect.any(String) }),
+    ]);
+
+    const next = createAuditWriter({ db: t.db, spoolDir, logger });
+    await waitFor(() => next.stats().replayed === 1, 5000, 'the late row to be replayed');
+    expect((await storedIds(tag('close'))).length).toBe(151);
+    await next.close();
+    expect(logger.text()).not.toContain(BODY_MARKER);
+  });
+
+  it('replays a spool left by an earlier process at start-up, oldest file first, without duplicates', async () => {
+    const all = ids(300, tag('boot')).map((id) => sampleRow(id));
+    // Rows 0..99 reached the database before the crash; the spool holds 0..299 again.
+    await insertAuditRows(t.db, all.slice(0, 100));
+    writeFileSync(
+      path.join(spoolDir, 'audit-spool.1700000000000-000002.replay.jsonl'),
+      all.slice(0, 150).map(spoolLine).join(''),
+    );
+    writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), all.slice(150).map(spoolLine).join(''));
+    const logger = recordingLogger();
+    const writer = createAuditWriter({ db: t.db, spoolDir, batchSize: 40, logger });
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 10_000, 'the spool to drain');
+    expect(writer.stats()).toMatchObject({ replayed: 300, rejected: 0 });
+    expect(await storedIds(tag('boot'))).toEqual(all.map((r) => r.request_id).sort());
+    expect(logger.records.filter((r) => r.level === 'error')).toEqual([]);
+    await writer.close();
+  });
+
+  it('moves torn and corrupt lines to the rejected file and replays the rest', async () => {
+    const good = ids(6, tag('bad')).map((id) => sampleRow(id));
+    const wrongType = { ...sampleRow(`${tag('bad')}-wrongtype`), method: { not: 'a string' } };
+    const lines = [
+      spoolLine(good[0]!),
+      spoolLine(good[1]!),
+      'this is not json\n',
+      `${JSON.stringify(wrongType)}\n`,
+      spoolLine(good[2]!),
+      '["an array"]\n',
+      spoolLine(good[3]!),
+      spoolLine(good[4]!),
+      spoolLine(good[5]!),
+      '{"request_id":"torn-by-a-cr', // a crash in the middle of an append
+    ];
+    writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), lines.join(''));
+    const logger = recordingLogger();
+    const writer = createAuditWriter({ db: t.db, spoolDir, batchSize: 3, logger });
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 10_000, 'the spool to drain');
+    expect(await storedIds(tag('bad'))).toEqual(good.map((r) => r.request_id).sort());
+    const rejected = readFileSync(path.join(spoolDir, REJECTED_FILE), 'utf8').trim().split('\n');
+    expect(rejected).toEqual([lines[2]!.trim(), lines[3]!.trim(), lines[5]!.trim(), lines[9]]);
+    expect(writer.stats()).toMatchObject({ replayed: 6, rejected: 4 });
+    expect(logger.text()).not.toContain(BODY_MARKER);
+    await writer.close();
+  });
+
+  it('sets aside a row the reachable database refuses, so it cannot block the spool', async () => {
+    const rows = ids(9, tag('refused')).map((id) => sampleRow(id));
+    rows[4] = sampleRow(`${tag('refused')}-refuse-me`);
+    writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), rows.map(spoolLine).join(''));
+    const logger = recordingLogger();
+    const writer = createAuditWriter({
+      db: t.db.withPlugin(refuseStatementsContaining('refuse-me')),
+      spoolDir,
+      batchSize: 4,
+      logger,
+    });
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 10_000, 'the spool to drain');
+    expect(await storedIds(tag('refused'))).toEqual(
+      rows
+        .filter((_, i) => i !== 4)
+        .map((r) => r.request_id)
+        .sort(),
+    );
+    expect(readJsonLines(path.join(spoolDir, REJECTED_FILE))).toEqual([rows[4]]);
+    expect(writer.stats()).toMatchObject({ replayed: 8, rejected: 1 });
+    expect(logger.records.find((r) => r.level === 'error')?.msg).toBe(
+      'audit rows moved to the rejected file',
+    );
+    await writer.close();
+  });
+
+  it('never throws from write(), even for a row that is not one', async () => {
+    const logger = recordingLogger();
+    const writer = createAuditWriter({ db: t.db, spoolDir, logger });
+    expect(() => writer.write(null as unknown as NewAuditLogRow)).not.toThrow();
+    expect(logger.records.map((r) => r.msg)).toEqual(['audit row could not be queued']);
+    await writer.close();
+  });
+});
+
+/** A database that answers, but refuses any statement mentioning the marker. */
+function refuseStatementsContaining(marker: string): KyselyPlugin {
+  return {
+    transformQuery(args) {
+      if (JSON.stringify(args.node).includes(marker)) throw new Error('statement refused by the test');
+      return args.node;
+    },
+    transformResult: async (args) => args.result,
+  };
+}
+
+describe('createAuditWriter options', () => {
+  it('rejects bad options when it is called', async () => {
+    const t = await createTestDatabase('sqlite');
+    try {
+      const spoolDir = path.join(t.dataDir, 'spool');
+      expect(() => createAuditWriter({ db: t.db, spoolDir, batchSize: 0 })).toThrow(/batchSize/);
+      expect(() => createAuditWriter({ db: t.db, spoolDir, batchSize: 5000 })).toThrow(/batchSize/);
+      expect(() => createAuditWriter({ db: t.db, spoolDir, batchSize: 100, maxQueue: 10 })).toThrow(
+        /maxQueue/,
+      );
+      expect(() => createAuditWriter({ db: t.db, spoolDir, writeTimeoutMs: Number.NaN })).toThrow(
+        /writeTimeoutMs/,
+      );
+    } finally {
+      await t.drop();
+    }
+  });
+});
