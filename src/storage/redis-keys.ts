@@ -22,8 +22,8 @@ export const redisKeys = {
   /** Pub/sub channel for provider-config activations and rollbacks. */
   configChannel: () => `${PREFIX}:config-changes`,
   /**
-   * Rate-limit state of a partner key under one algorithm. The two algorithms store different shapes
-   * (a hash, a string), so a key whose policy switches algorithm must not read the other's state.
+   * Rate-limit state of a partner key under one algorithm. The two algorithms store different state,
+   * so a key whose policy switches algorithm must not read the other's.
    */
   rateLimitState: (keyId: string, algorithm: string) => `${PREFIX}:{pk:${keyId}}:rl:${algorithm}`,
 } as const;

@@ -1,0 +1,208 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../storage/redis-keys.ts';
+import { createMemoryRateLimiter } from './memory-limiter.ts';
+import { deriveLimiterParameters, replayTimeline, toRateLimitDecision } from './model.ts';
+import type { RateLimitAlgorithm, RateLimitDecision, RateLimiter, RateLimitPolicy } from './policy.ts';
+import { createRedisRateLimiter } from './redis-limiter.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redis = new Redis(REDIS_URL);
+afterAll(() => redis.quit());
+
+const SECOND = 1_000_000;
+const uniqueKeyId = () => `test-${randomUUID()}`;
+const policy = (overrides: Partial<RateLimitPolicy>): RateLimitPolicy => ({
+  algorithm: 'token-bucket',
+  rate: 10,
+  periodSeconds: 1,
+  burst: 5,
+  onRedisDown: 'fail-closed',
+  ...overrides,
+});
+
+describe('Lua scripts, in-process limiter and reference model', () => {
+  it('agree on every decision of random request timelines', async () => {
+    const policyArbitrary = fc.record({
+      algorithm: fc.constantFrom<RateLimitAlgorithm>('token-bucket', 'gcra'),
+      rate: fc.integer({ min: 1, max: 1000 }),
+      periodSeconds: fc.constantFrom(1, 3, 60, 3600),
+      burst: fc.integer({ min: 1, max: 20 }),
+      onRedisDown: fc.constant('local' as const),
+    });
+    // Gaps include landing just before, at and just after the moment a request is earned back, where
+    // a microsecond of difference between the implementations would flip a decision.
+    const scenarioArbitrary = policyArbitrary.chain((shape) => {
+      const intervalUs = Math.round((shape.periodSeconds * SECOND) / shape.rate);
+      const gapArbitrary = fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 1, max: 2_000 }),
+        fc
+          .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: -2, max: 2 }))
+          .map(([intervals, offset]) => Math.max(0, intervals * intervalUs + offset)),
+        fc.integer({ min: 0, max: 3 * SECOND }),
+        fc.integer({ min: 0, max: 7200 * SECOND }),
+      );
+      const stepsArbitrary = fc.array(fc.tuple(gapArbitrary, fc.integer({ min: 0, max: 3 })), {
+        minLength: 1,
+        maxLength: 40,
+      });
+      return fc.tuple(fc.constant(shape), stepsArbitrary);
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        scenarioArbitrary,
+        // Around today's clock in microseconds, where a lossy number format would show.
+        fc.integer({ min: 1_700_000_000 * SECOND, max: 1_900_000_000 * SECOND }),
+        async ([shape, steps], start) => {
+          const timeline = timelineFromGaps(start, steps, shape.burst);
+          const params = deriveLimiterParameters(shape);
+          const expected = replayTimeline(shape, timeline).map((outcome) =>
+            toRateLimitDecision(params, outcome),
+          );
+
+          let now = 0;
+          const inRedis = createRedisRateLimiter(redis, { clockUs: () => now });
+          const inProcess = createMemoryRateLimiter({ clockUs: () => now });
+          const keyId = uniqueKeyId();
+          for (const [i, { atUs, cost }] of timeline.entries()) {
+            now = atUs;
+            const context = { step: i, atUs, cost };
+            expect({ ...context, decision: await inRedis.decide(keyId, shape, cost) }).toEqual({
+              ...context,
+              decision: expected[i],
+            });
+            expect({ ...context, decision: await inProcess.decide(keyId, shape, cost) }).toEqual({
+              ...context,
+              decision: expected[i],
+            });
+          }
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});
+
+describe.each([
+  ['redis', () => createRedisRateLimiter(redis)],
+  ['memory', () => createMemoryRateLimiter()],
+] as Array<[string, () => RateLimiter]>)('%s limiter on its real clock', (_, createLimiter) => {
+  it.each(['token-bucket', 'gcra'] as RateLimitAlgorithm[])(
+    '%s: admits the burst, then refills with time',
+    async (algorithm) => {
+      const limiter = createLimiter();
+      const keyId = uniqueKeyId();
+      const tenPerSecond = policy({ algorithm, rate: 10, burst: 2 });
+      expect((await limiter.decide(keyId, tenPerSecond)).allowed).toBe(true);
+      expect((await limiter.decide(keyId, tenPerSecond)).allowed).toBe(true);
+      const denied = await limiter.decide(keyId, tenPerSecond);
+      expect(denied).toMatchObject({
+        allowed: false,
+        remaining: 0,
+        retryAfterSeconds: 1,
+        limit: 2,
+        windowSeconds: 1,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect((await limiter.decide(keyId, tenPerSecond)).allowed).toBe(true);
+    },
+  );
+
+  it('keeps separate quotas per key', async () => {
+    const limiter = createLimiter();
+    const onePerHour = policy({ rate: 1, periodSeconds: 3600, burst: 1 });
+    expect((await limiter.decide(uniqueKeyId(), onePerHour)).allowed).toBe(true);
+    expect((await limiter.decide(uniqueKeyId(), onePerHour)).allowed).toBe(true);
+  });
+
+  it('survives a key switching algorithm', async () => {
+    const limiter = createLimiter();
+    const keyId = uniqueKeyId();
+    expect((await limiter.decide(keyId, policy({ algorithm: 'token-bucket' }))).allowed).toBe(true);
+    expect((await limiter.decide(keyId, policy({ algorithm: 'gcra' }))).allowed).toBe(true);
+    expect((await limiter.decide(keyId, policy({ algorithm: 'token-bucket' }))).remaining).toBe(3);
+  });
+
+  it('refuses a cost above the burst instead of denying it forever', async () => {
+    await expect(createLimiter().decide(uniqueKeyId(), policy({ burst: 2 }), 3)).rejects.toThrow(RangeError);
+  });
+});
+
+describe('redis limiter', () => {
+  it('stores state that expires once the quota would be whole again', async () => {
+    const keyId = uniqueKeyId();
+    const limiter = createRedisRateLimiter(redis);
+    await limiter.decide(keyId, policy({ algorithm: 'token-bucket', rate: 1, periodSeconds: 60, burst: 1 }));
+    await limiter.decide(keyId, policy({ algorithm: 'gcra', rate: 1, periodSeconds: 60, burst: 1 }));
+    for (const algorithm of ['token-bucket', 'gcra']) {
+      const ttlMs = await redis.pttl(redisKeys.rateLimitState(keyId, algorithm));
+      expect(ttlMs).toBeGreaterThan(60_000);
+      expect(ttlMs).toBeLessThanOrEqual(70_000);
+    }
+  });
+
+  it.each(['token-bucket', 'gcra'] as RateLimitAlgorithm[])(
+    '%s: 200 requests racing from two processes admit exactly the burst',
+    async (algorithm) => {
+      const keyId = uniqueKeyId();
+      // One request an hour: nothing refills during the test, so exactly the burst may pass.
+      const burstOfFifty = policy({ algorithm, rate: 1, periodSeconds: 3600, burst: 50 });
+      // Both processes start at the same wall-clock moment and send waves of 20 concurrent requests
+      // 10 ms apart, so that their requests interleave in Redis whatever the start-up jitter.
+      const startAtMs = Date.now() + 1000;
+      const worker = spawn(
+        process.execPath,
+        [
+          fileURLToPath(new URL('./concurrent-decisions-worker.ts', import.meta.url)),
+          REDIS_URL,
+          keyId,
+          JSON.stringify(burstOfFifty),
+          '100',
+          String(startAtMs),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let output = '';
+      worker.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        output += chunk;
+      });
+      const exited = once(worker, 'exit');
+
+      const limiter = createRedisRateLimiter(redis);
+      await limiter.decide(uniqueKeyId(), burstOfFifty); // loads the script before the race
+      await sleep(startAtMs - Date.now());
+      const pending: Array<Promise<RateLimitDecision>> = [];
+      for (let i = 0; i < 100; i++) {
+        if (i > 0 && i % 20 === 0) await sleep(10);
+        pending.push(limiter.decide(keyId, burstOfFifty));
+      }
+      const here = await Promise.all(pending);
+      const [exitCode] = await exited;
+      expect(exitCode).toBe(0);
+      const admittedHere = here.filter((d) => d.allowed).length;
+      const admittedThere = (JSON.parse(output) as { admitted: number }).admitted;
+      expect(admittedHere + admittedThere).toBe(50);
+      // Both processes really competed for the quota.
+      expect(admittedHere).toBeGreaterThan(0);
+      expect(admittedThere).toBeGreaterThan(0);
+    },
+  );
+});
+
+/** Absolute request times from gaps between requests; costs capped at the burst. */
+function timelineFromGaps(startUs: number, steps: Array<[gap: number, cost: number]>, burst: number) {
+  const timeline: Array<{ atUs: number; cost: number }> = [];
+  let atUs = startUs;
+  for (const [gap, cost] of steps) {
+    atUs += gap;
+    timeline.push({ atUs, cost: Math.min(cost, burst) });
+  }
+  return timeline;
+}

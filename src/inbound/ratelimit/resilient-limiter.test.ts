@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTcpProxy, type TcpProxy } from '../../../test/helpers/tcp-proxy.ts';
+import { createMemoryRateLimiter } from './memory-limiter.ts';
+import type { OnRedisDown, RateLimitPolicy } from './policy.ts';
+import { createRedisRateLimiter } from './redis-limiter.ts';
+import { createResilientRateLimiter, type RateLimiterLogger } from './resilient-limiter.ts';
+
+const REDIS = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const policy = (onRedisDown: OnRedisDown): RateLimitPolicy => ({
+  algorithm: 'gcra',
+  rate: 1,
+  periodSeconds: 3600,
+  burst: 2,
+  onRedisDown,
+});
+
+function recordingLogger() {
+  const lines: Array<{ level: 'warn' | 'info'; message: string }> = [];
+  const logger: RateLimiterLogger = {
+    warn: (_, message) => lines.push({ level: 'warn', message }),
+    info: (_, message) => lines.push({ level: 'info', message }),
+  };
+  return { logger, lines };
+}
+
+async function redisBehindProxy(): Promise<{ proxy: TcpProxy; redis: Redis }> {
+  const proxy = await startTcpProxy({ host: REDIS.hostname, port: Number(REDIS.port || 6379) });
+  // Reconnect quickly once the proxy lets connections through again.
+  const redis = new Redis({ host: '127.0.0.1', port: proxy.port, retryStrategy: () => 20 });
+  redis.on('error', () => {});
+  cleanups.push(
+    () => proxy.close(),
+    () => redis.disconnect(),
+  );
+  await redis.ping();
+  return { proxy, redis };
+}
+
+function resilientLimiter(redis: Redis, logger?: RateLimiterLogger) {
+  return createResilientRateLimiter({
+    redis: createRedisRateLimiter(redis),
+    local: createMemoryRateLimiter(),
+    logger,
+    timeoutMs: 100,
+    retryRedisAfterMs: 200,
+  });
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  const started = performance.now();
+  const result = await work();
+  return { result, ms: performance.now() - started };
+}
+
+describe('resilient rate limiter', () => {
+  it('asks Redis while it answers', async () => {
+    const { redis } = await redisBehindProxy();
+    const limiter = resilientLimiter(redis);
+    const keyId = `test-${randomUUID()}`;
+    // The decisions come from Redis: a second limiter on the same Redis sees the spent quota.
+    await limiter.decide(keyId, policy('fail-closed'));
+    const decision = await resilientLimiter(redis).decide(keyId, policy('fail-closed'));
+    expect(decision).toMatchObject({ allowed: true, remaining: 0 });
+    expect(decision.fallback).toBeUndefined();
+  });
+
+  describe('when Redis hangs', () => {
+    it('fail-open admits, within the timeout', async () => {
+      const { proxy, redis } = await redisBehindProxy();
+      const limiter = resilientLimiter(redis);
+      proxy.hang();
+      const { result, ms } = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open')));
+      expect(result).toMatchObject({ allowed: true, fallback: 'fail-open', limit: 2 });
+      expect(ms).toBeLessThan(1000);
+    });
+
+    it('fail-closed refuses with KG_RATE_LIMITER_UNAVAILABLE', async () => {
+      const { proxy, redis } = await redisBehindProxy();
+      const limiter = resilientLimiter(redis);
+      proxy.hang();
+      await expect(limiter.decide(`test-${randomUUID()}`, policy('fail-closed'))).rejects.toMatchObject({
+        code: 'KG_RATE_LIMITER_UNAVAILABLE',
+        status: 503,
+      });
+    });
+
+    it('local decides in process, enforcing the same policy', async () => {
+      const { proxy, redis } = await redisBehindProxy();
+      const limiter = resilientLimiter(redis);
+      proxy.hang();
+      const keyId = `test-${randomUUID()}`;
+      const decisions = [];
+      for (let i = 0; i < 3; i++) decisions.push(await limiter.decide(keyId, policy('local')));
+      expect(decisions.map((d) => [d.allowed, d.fallback])).toEqual([
+        [true, 'local'],
+        [true, 'local'],
+        [false, 'local'],
+      ]);
+    });
+
+    it('stops waiting for Redis once it is known to be down', async () => {
+      const { proxy, redis } = await redisBehindProxy();
+      const limiter = resilientLimiter(redis);
+      proxy.hang();
+      const first = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open')));
+      const second = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open')));
+      expect(first.ms).toBeGreaterThanOrEqual(95);
+      expect(second.ms).toBeLessThan(50);
+    });
+  });
+
+  it('probes a Redis that is still down with one request, the others not waiting', async () => {
+    const { proxy, redis } = await redisBehindProxy();
+    const limiter = resilientLimiter(redis);
+    proxy.hang();
+    await limiter.decide(`test-${randomUUID()}`, policy('fail-open'));
+    await sleep(250); // past retryRedisAfterMs
+    const attempts = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open'))),
+      ),
+    );
+    expect(attempts.every(({ result }) => result.fallback === 'fail-open')).toBe(true);
+    expect(attempts.filter(({ ms }) => ms >= 95)).toHaveLength(1);
+  });
+
+  it('goes back to Redis when it returns, and logs the outage once each way', async () => {
+    const { proxy, redis } = await redisBehindProxy();
+    const { logger, lines } = recordingLogger();
+    const limiter = resilientLimiter(redis, logger);
+    const keyId = `test-${randomUUID()}`;
+    proxy.cut();
+    for (let i = 0; i < 5; i++) {
+      expect((await limiter.decide(keyId, policy('local'))).fallback).toBe('local');
+    }
+    proxy.restore();
+    await redis.ping();
+    await sleep(250);
+    const decision = await limiter.decide(keyId, policy('local'));
+    expect(decision.fallback).toBeUndefined();
+    expect(decision.allowed).toBe(true);
+    expect(lines.map((line) => line.level)).toEqual(['warn', 'info']);
+  });
+
+  it('falls back when Redis is not listening at all', async () => {
+    const closedPort = await unusedPort();
+    const redis = new Redis({ host: '127.0.0.1', port: closedPort, retryStrategy: () => 1000 });
+    redis.on('error', () => {});
+    cleanups.push(() => redis.disconnect());
+    const limiter = resilientLimiter(redis);
+    const { result, ms } = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('local')));
+    expect(result).toMatchObject({ allowed: true, fallback: 'local' });
+    expect(ms).toBeLessThan(1000);
+  });
+
+  it('reports a bad policy as such, not as an outage', async () => {
+    const { proxy, redis } = await redisBehindProxy();
+    const limiter = resilientLimiter(redis);
+    proxy.cut();
+    await expect(limiter.decide('k', { ...policy('fail-open'), burst: 0 })).rejects.toMatchObject({
+      code: 'KG_VALIDATION_FAILED',
+    });
+  });
+});
+
+async function unusedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
