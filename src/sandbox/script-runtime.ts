@@ -1,0 +1,606 @@
+/**
+ * One tenant script in its own isolate: starting it (bootstrap, compile, install), running it on
+ * the sync or async path, mapping failures to keygate errors, and replacing the isolate when a run
+ * killed it.
+ *
+ * Isolation: every compiled script (tenant + provider + version + kind) has its own isolate, so no
+ * two tenants ever share one. The isolate's context is reused across runs; see bootstrap.js for
+ * what is reset between them.
+ *
+ * Paths: a run first goes through `applySync`: one crossing into the isolate with the input as
+ * one JSON string and one back with the result as one JSON string; the crypto built-ins are
+ * synchronous Callbacks. If the script calls http_post_json, the sync run stops, its results are
+ * thrown away, and the run is repeated with `apply` on isolated-vm's thread pool, where
+ * http_post_json blocks only the isolate's thread (Reference.applySyncPromise) while Node does the
+ * I/O. While such an async run holds the isolate, later runs of the same script take the async
+ * path too: a sync call would block Node's thread waiting for an isolate that waits for Node.
+ */
+import type { Cipheriv, KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import ivm from 'isolated-vm';
+import { isKeygateError, KeygateError } from '../errors.ts';
+import {
+  BuiltinError,
+  callHostBuiltin,
+  type HostValue,
+  hostBuiltinManifest,
+  KeyObjectCache,
+} from './host-builtins.ts';
+import { maskSensitive } from './mask.ts';
+import {
+  findExtraCode,
+  notOneFunctionError,
+  scriptFilename,
+  syntaxErrorFromCompile,
+  WRAP_LINE_OFFSET,
+  wrapSource,
+} from './source-check.ts';
+import type {
+  BodyValue,
+  CompiledScript,
+  RequestScriptInput,
+  RequestScriptResult,
+  ResponseScriptInput,
+  ResponseScriptResult,
+  ScriptEffects,
+  ScriptHost,
+  ScriptKind,
+} from './types.ts';
+
+// bootstrap.js is one parenthesized function expression; the formatter ends it with a semicolon.
+const BOOTSTRAP_SOURCE = readFileSync(new URL('./bootstrap.js', import.meta.url), 'utf8')
+  .trim()
+  .replace(/;$/, '');
+
+export interface RuntimeLimits {
+  cpuMs: number;
+  memoryMb: number;
+  maxHttpCalls: number;
+  httpWaitMs: number;
+  onCatastrophicError: (message: string) => void;
+}
+
+const BOOTSTRAP_CONFIG = { maxLogLines: 100, maxLogLineChars: 4096, maxErrorChars: 2000 };
+const SYNC_PAUSE_AFTER_LIMIT_MS = 60_000;
+// Generous: the bootstrap freezes a few thousand intrinsics once per isolate.
+const BOOTSTRAP_TIMEOUT_MS = 2000;
+
+type RunMode = 'sync' | 'async';
+type RunFunction = (
+  mode: RunMode,
+  id: number,
+  kind: ScriptKind,
+  inputJson: string,
+  rawBody: string | null,
+  jsonText: string | null,
+) => string;
+
+type InstallFunction = (candidate: unknown) => string;
+
+/** An isolate with the bootstrap and the tenant's function installed. */
+interface LiveIsolate {
+  isolate: ivm.Isolate;
+  run: ivm.Reference<RunFunction>;
+}
+
+/** Host-side state of one run, found by id from the host callbacks. */
+interface Invocation {
+  host: ScriptHost;
+  /** Time spent in host built-ins; counts against cpuMs like time in the isolate does. */
+  hostMs: number;
+  /** Set when the host ends the run whatever the script does (egress denied, CPU budget). */
+  fatal: KeygateError | null;
+  /** Errors from http_post_json, rethrown as they are if the script does not catch them. */
+  hostErrors: Map<number, KeygateError>;
+}
+
+interface HostFailure {
+  message: string;
+  code?: string;
+  hostErrorId?: number;
+  abort?: boolean;
+}
+
+// What the bootstrap's run() answers (see bootstrap.js).
+interface RunFailure {
+  ok: false;
+  message: string;
+  code: string;
+  hostErrorId: number | null;
+  line: number | null;
+  column: number | null;
+}
+interface RunCommon {
+  logs: string[];
+  tokenOps: ScriptEffects['tokenOps'];
+  recycle: boolean;
+}
+type RequestOutcome = RunCommon &
+  (
+    | RunFailure
+    | {
+        ok: true;
+        method: string;
+        uri: string;
+        headers: Record<string, string>;
+        query: Array<[string, string]>;
+        body: BodyValue;
+      }
+  );
+type ResponseOutcome = RunCommon & (RunFailure | { ok: true; changed: boolean; bodyText: string | null });
+
+const NEEDS_ASYNC = JSON.stringify({ needsAsync: true });
+
+interface Invoked {
+  text: string;
+  path: RunMode;
+  inv: Invocation;
+}
+
+export class TenantScript implements CompiledScript {
+  readonly kind: ScriptKind;
+  readonly #source: string;
+  readonly #limits: RuntimeLimits;
+  readonly #keys = new KeyObjectCache();
+  readonly #ecbCiphers = new WeakMap<KeyObject, Cipheriv>();
+  readonly #invocations = new Map<number, Invocation>();
+  readonly #hostCall: ivm.Callback;
+  readonly #httpRef: ivm.Reference;
+  #nextInvocationId = 1;
+  #live: LiveIsolate | null = null;
+  #starting: Promise<LiveIsolate> | null = null;
+  #asyncInFlight = 0;
+  /** Dispose the isolate as soon as no run needs it (evicted, or the script left stuck globals). */
+  #retireWhenIdle = false;
+  #recycleWhenIdle = false;
+  #closed = false;
+  /**
+   * After a run hits the time or memory limit, the script's runs go through the async path for a
+   * while: a runaway sync run holds Node's thread until it is stopped (50 ms for a loop, a few
+   * hundred ms for a memory bomb while V8 collects garbage), an async one only a pool thread.
+   */
+  #syncAllowedAfter = 0;
+
+  constructor(kind: ScriptKind, source: string, limits: RuntimeLimits) {
+    this.kind = kind;
+    this.#source = source;
+    this.#limits = limits;
+    this.#hostCall = new ivm.Callback(
+      (index: number, id: number, binaryArgs: number, a: unknown, b: unknown, c: unknown, d: unknown) =>
+        this.#callBuiltin(index, id, binaryArgs, [a, b, c, d]),
+    );
+    this.#httpRef = new ivm.Reference((id: number, url: string, bodyJson: string, headerJson: string) =>
+      this.#postJson(id, url, bodyJson, headerJson),
+    );
+  }
+
+  /** Creates the isolate and compiles the script; throws KG_SCRIPT_SYNTAX. */
+  async start(): Promise<void> {
+    await this.#ensureLive();
+  }
+
+  /** No new isolate after this, once runs in flight are done (used by evict). */
+  retire(): void {
+    this.#retireWhenIdle = true;
+    this.#disposeIfIdle();
+  }
+
+  /** Like retire, and later runs fail (used when the sandbox is disposed). */
+  close(): void {
+    this.#closed = true;
+    this.retire();
+  }
+
+  async runRequest(input: RequestScriptInput, host: ScriptHost): Promise<RequestScriptResult> {
+    const started = performance.now();
+    this.#expectKind('request');
+    const inputJson = JSON.stringify({
+      method: input.method,
+      uri: input.uri,
+      headers: input.headers,
+      query: input.query,
+      body: input.body,
+      args: scriptArgs(host),
+      token: host.token,
+    });
+    const invoked = this.#invoke(host, inputJson, null, null);
+    const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
+    const outcome = this.#readOutcome<RequestOutcome>(text);
+    if (!outcome.ok) throw this.#failure(outcome, inv);
+    return {
+      method: outcome.method,
+      uri: outcome.uri,
+      headers: outcome.headers,
+      query: outcome.query,
+      body: outcome.body,
+      effects: effectsOf(outcome, host),
+      durationUs: elapsedUs(started),
+      path,
+    };
+  }
+
+  async runResponse(input: ResponseScriptInput, host: ScriptHost): Promise<ResponseScriptResult> {
+    const started = performance.now();
+    this.#expectKind('response');
+    const json = input.json === undefined ? null : input.json;
+    const jsonText = json === null ? null : JSON.stringify(json);
+    const inputJson = JSON.stringify({
+      status: input.status,
+      headers: input.headers,
+      args: scriptArgs(host),
+      token: host.token,
+    });
+    const invoked = this.#invoke(host, inputJson, input.rawBody, jsonText);
+    const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
+    const outcome = this.#readOutcome<ResponseOutcome>(text);
+    if (!outcome.ok) throw this.#failure(outcome, inv);
+    return {
+      body: outcome.changed && outcome.bodyText !== null ? JSON.parse(outcome.bodyText) : json,
+      changed: outcome.changed,
+      effects: effectsOf(outcome, host),
+      durationUs: elapsedUs(started),
+      path,
+    };
+  }
+
+  #expectKind(kind: ScriptKind): void {
+    if (this.kind !== kind)
+      throw new KeygateError('KG_INTERNAL', `a ${this.kind} script cannot run as a ${kind} script`);
+    if (this.#closed) throw new KeygateError('KG_INTERNAL', 'the script sandbox has been disposed');
+  }
+
+  #readOutcome<T extends RunCommon>(text: string): T {
+    const outcome = parseOutcome<T>(text);
+    // The script left a global behind that cannot be deleted: give the next run a clean isolate.
+    if (outcome.recycle) this.#recycle();
+    return outcome;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Running
+
+  /**
+   * Runs the script once. Returns without awaiting anything when the sync path answers, which
+   * keeps the common path free of extra promise turns.
+   */
+  #invoke(
+    host: ScriptHost,
+    inputJson: string,
+    rawBody: string | null,
+    jsonText: string | null,
+  ): Invoked | Promise<Invoked> {
+    const live = this.#live;
+    const syncAllowed = this.#asyncInFlight === 0 && performance.now() >= this.#syncAllowedAfter;
+    if (live === null || live.isolate.isDisposed || !syncAllowed) {
+      return this.#invokeAsync(host, inputJson, rawBody, jsonText);
+    }
+    const id = this.#nextInvocationId++;
+    const inv: Invocation = { host, hostMs: 0, fatal: null, hostErrors: new Map() };
+    this.#invocations.set(id, inv);
+    let text: string;
+    try {
+      text = this.#runSync(live, id, inputJson, rawBody, jsonText, inv);
+    } finally {
+      this.#invocations.delete(id);
+      this.#disposeIfIdle();
+    }
+    if (text !== NEEDS_ASYNC) return { text, path: 'sync', inv };
+    // The script called http_post_json. The sync attempt only recorded effects inside the
+    // isolate, so it is dropped and the run starts again on the async path.
+    return this.#invokeAsync(host, inputJson, rawBody, jsonText);
+  }
+
+  async #invokeAsync(
+    host: ScriptHost,
+    inputJson: string,
+    rawBody: string | null,
+    jsonText: string | null,
+  ): Promise<Invoked> {
+    const live = await this.#ensureLive();
+    const id = this.#nextInvocationId++;
+    const inv: Invocation = { host, hostMs: 0, fatal: null, hostErrors: new Map() };
+    this.#invocations.set(id, inv);
+    try {
+      const text = await this.#runAsync(live, id, inputJson, rawBody, jsonText, inv);
+      return { text, path: 'async', inv };
+    } finally {
+      this.#invocations.delete(id);
+      this.#disposeIfIdle();
+    }
+  }
+
+  #runSync(
+    live: LiveIsolate,
+    id: number,
+    inputJson: string,
+    rawBody: string | null,
+    jsonText: string | null,
+    inv: Invocation,
+  ): string {
+    let text: string;
+    try {
+      text = live.run.applySync(undefined, ['sync', id, this.kind, inputJson, rawBody, jsonText], {
+        timeout: this.#limits.cpuMs,
+      });
+    } catch (err) {
+      throw inv.fatal ?? this.#runError(live, err);
+    }
+    if (inv.fatal !== null) throw inv.fatal;
+    return text;
+  }
+
+  async #runAsync(
+    live: LiveIsolate,
+    id: number,
+    inputJson: string,
+    rawBody: string | null,
+    jsonText: string | null,
+    inv: Invocation,
+  ): Promise<string> {
+    this.#asyncInFlight++;
+    let text: string;
+    try {
+      text = await live.run.apply(undefined, ['async', id, this.kind, inputJson, rawBody, jsonText], {
+        timeout: this.#limits.cpuMs,
+      });
+    } catch (err) {
+      throw inv.fatal ?? this.#runError(live, err);
+    } finally {
+      this.#asyncInFlight--;
+    }
+    if (inv.fatal !== null) throw inv.fatal;
+    return text;
+  }
+
+  /** A run that did not come back with an answer: time limit, memory limit or a lost isolate. */
+  #runError(live: LiveIsolate, err: unknown): KeygateError {
+    const message = err instanceof Error ? err.message : String(err);
+    if (live.isolate.isDisposed) this.#forget(live);
+    const hitLimit = /memory limit|timed out/i.test(message);
+    if (hitLimit) this.#syncAllowedAfter = performance.now() + SYNC_PAUSE_AFTER_LIMIT_MS;
+    if (/memory limit/i.test(message)) {
+      return new KeygateError(
+        'KG_SCRIPT_MEMORY',
+        `${this.kind} script exceeded its memory limit of ${this.#limits.memoryMb} MiB`,
+      );
+    }
+    if (/timed out/i.test(message)) {
+      return new KeygateError(
+        'KG_SCRIPT_TIMEOUT',
+        `${this.kind} script exceeded its CPU time limit of ${this.#limits.cpuMs} ms`,
+      );
+    }
+    return new KeygateError('KG_INTERNAL', `${this.kind} script could not run`, {}, { cause: err });
+  }
+
+  #failure(outcome: RunFailure & RunCommon, inv: Invocation): KeygateError {
+    if (inv.fatal !== null) return inv.fatal;
+    const original = outcome.hostErrorId === null ? undefined : inv.hostErrors.get(outcome.hostErrorId);
+    if (original !== undefined) return original;
+    const where = outcome.line === null ? '' : ` (line ${outcome.line}, column ${outcome.column})`;
+    const detail = maskSensitive(
+      `${this.kind} script failed: ${outcome.message}${where}`,
+      inv.host.sensitiveValues,
+    );
+    const code = outcome.code === 'KG_SECRET_MISSING' ? 'KG_SECRET_MISSING' : 'KG_SCRIPT_ERROR';
+    const extra = outcome.line === null ? {} : { line: outcome.line, column: outcome.column };
+    const error = new KeygateError(code, detail, extra);
+    // For dry runs: what the script logged before it failed (masked), without putting it in the
+    // problem+json body that goes to a calling service.
+    Object.defineProperty(error, 'scriptLogs', {
+      value: maskLogs(outcome.logs, inv.host),
+      enumerable: false,
+    });
+    return error;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Host side of the built-ins
+
+  #callBuiltin(index: number, id: number, binaryArgs: number, args: unknown[]): HostValue | HostFailure {
+    const inv = this.#invocations.get(id);
+    if (inv === undefined) return { message: 'built-ins only work while the script runs' };
+    if (inv.fatal !== null) return { message: inv.fatal.message, abort: true };
+    const started = performance.now();
+    let result: HostValue | HostFailure;
+    try {
+      result = callHostBuiltin(index, binaryArgs, args, {
+        secrets: inv.host.secrets,
+        keys: this.#keys,
+        ecbCiphers: this.#ecbCiphers,
+      });
+    } catch (err) {
+      result =
+        err instanceof BuiltinError
+          ? { message: err.message, code: err.code }
+          : { message: 'built-in failed' };
+    }
+    inv.hostMs += performance.now() - started;
+    if (inv.hostMs > this.#limits.cpuMs) {
+      inv.fatal = new KeygateError(
+        'KG_SCRIPT_TIMEOUT',
+        `${this.kind} script exceeded its CPU time limit of ${this.#limits.cpuMs} ms (in built-in calls)`,
+      );
+      return { message: inv.fatal.message, abort: true };
+    }
+    return result;
+  }
+
+  async #postJson(id: number, url: string, bodyJson: string, headerJson: string): Promise<string> {
+    const inv = this.#invocations.get(id);
+    if (inv === undefined)
+      return JSON.stringify({ message: 'http_post_json: only works while the script runs' });
+    if (inv.fatal !== null) return JSON.stringify({ message: inv.fatal.message, abort: true });
+    try {
+      const request = inv.host.httpPostJson(url, JSON.parse(bodyJson), JSON.parse(headerJson));
+      const text = await withDeadline(request, this.#limits.httpWaitMs);
+      if (typeof text !== 'string')
+        throw new KeygateError('KG_INTERNAL', 'http_post_json: the host returned no text');
+      return JSON.stringify({ ok: true, text });
+    } catch (err) {
+      const failure = isKeygateError(err)
+        ? err
+        : new KeygateError(
+            'KG_UPSTREAM_UNREACHABLE',
+            'http_post_json: the request failed',
+            {},
+            { cause: err },
+          );
+      const message = maskSensitive(`http_post_json: ${failure.message}`, inv.host.sensitiveValues);
+      if (failure.code === 'KG_EGRESS_DENIED') {
+        inv.fatal = failure;
+        return JSON.stringify({ message, code: failure.code, abort: true });
+      }
+      const hostErrorId = inv.hostErrors.size + 1;
+      inv.hostErrors.set(hostErrorId, failure);
+      return JSON.stringify({ message, code: failure.code, hostErrorId });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Isolate life cycle
+
+  async #ensureLive(): Promise<LiveIsolate> {
+    if (this.#live !== null && !this.#live.isolate.isDisposed) return this.#live;
+    if (this.#closed) throw new KeygateError('KG_INTERNAL', 'the script sandbox has been disposed');
+    this.#live = null;
+    this.#starting ??= this.#createLive()
+      .then((live) => {
+        this.#live = live;
+        return live;
+      })
+      .finally(() => {
+        this.#starting = null;
+      });
+    return this.#starting;
+  }
+
+  async #createLive(): Promise<LiveIsolate> {
+    const isolate = new ivm.Isolate({
+      memoryLimit: this.#limits.memoryMb,
+      onCatastrophicError: this.#limits.onCatastrophicError,
+    });
+    try {
+      const context = await isolate.createContext();
+      const entry = await context.evalClosure(
+        `return (${BOOTSTRAP_SOURCE})($0, $1, $2);`,
+        [this.#hostCall, this.#httpRef, this.#bootstrapConfig()],
+        { filename: 'keygate-bootstrap.js', timeout: BOOTSTRAP_TIMEOUT_MS, result: { reference: true } },
+      );
+      const install: ivm.Reference<InstallFunction> = await entry.get('install', { reference: true });
+      const run: ivm.Reference<RunFunction> = await entry.get('run', { reference: true });
+      await this.#installScript(isolate, context, install);
+      entry.release();
+      install.release();
+      return { isolate, run };
+    } catch (err) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw err;
+    }
+  }
+
+  #bootstrapConfig(): string {
+    return JSON.stringify({
+      ...BOOTSTRAP_CONFIG,
+      maxHttpCalls: this.#limits.maxHttpCalls,
+      hostBuiltins: hostBuiltinManifest(),
+    });
+  }
+
+  /** Compiles the tenant's source, evaluates it to its function and checks nothing else is there. */
+  async #installScript(
+    isolate: ivm.Isolate,
+    context: ivm.Context,
+    install: ivm.Reference<InstallFunction>,
+  ): Promise<void> {
+    const source = this.#source;
+    let script: ivm.Script;
+    try {
+      script = await isolate.compileScript(wrapSource(source), {
+        filename: scriptFilename(this.kind),
+        lineOffset: WRAP_LINE_OFFSET,
+      });
+    } catch (err) {
+      throw syntaxErrorFromCompile(this.kind, source, err);
+    }
+    let verdict: { ok: boolean; text?: string };
+    try {
+      const fn = await script.run(context, { timeout: this.#limits.cpuMs, reference: true, release: true });
+      verdict = JSON.parse(
+        await install.apply(undefined, [fn.derefInto({ release: true })], { timeout: this.#limits.cpuMs }),
+      );
+    } catch {
+      // Evaluating a lone function expression cannot fail; anything that does is extra code.
+      throw notOneFunctionError(this.kind, source);
+    }
+    if (!verdict.ok || verdict.text === undefined) throw notOneFunctionError(this.kind, source);
+    const extra = findExtraCode(source, verdict.text);
+    if (extra !== null) throw notOneFunctionError(this.kind, source, extra);
+  }
+
+  #forget(live: LiveIsolate): void {
+    if (this.#live === live) this.#live = null;
+  }
+
+  #recycle(): void {
+    this.#recycleWhenIdle = true;
+    this.#disposeIfIdle();
+  }
+
+  #disposeIfIdle(): void {
+    if (
+      !(this.#retireWhenIdle || this.#recycleWhenIdle) ||
+      this.#asyncInFlight > 0 ||
+      this.#invocations.size > 0
+    )
+      return;
+    const live = this.#live;
+    this.#live = null;
+    this.#recycleWhenIdle = false;
+    if (live !== null && !live.isolate.isDisposed) live.isolate.dispose();
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+
+/** The seed's argument list after the script objects: AppKey, AesKey, AesIV, PrefixUrl, TokenUrl. */
+function scriptArgs(host: ScriptHost): Array<string | null> {
+  const secret = (name: string) => (Object.hasOwn(host.secrets, name) ? (host.secrets[name] ?? null) : null);
+  return [secret('AppKey'), secret('AesKey'), secret('AesIV'), host.prefixUrl, host.tokenUrl];
+}
+
+function parseOutcome<T>(text: string): T {
+  const outcome: unknown = JSON.parse(text);
+  if (
+    typeof outcome !== 'object' ||
+    outcome === null ||
+    typeof (outcome as { ok?: unknown }).ok !== 'boolean'
+  ) {
+    throw new KeygateError('KG_INTERNAL', 'the script sandbox returned a malformed result');
+  }
+  return outcome as T;
+}
+
+function maskLogs(logs: string[], host: ScriptHost): string[] {
+  return logs.map((line) => maskSensitive(line, host.sensitiveValues));
+}
+
+function effectsOf(outcome: RunCommon, host: ScriptHost): ScriptEffects {
+  return { logs: maskLogs(outcome.logs, host), tokenOps: outcome.tokenOps };
+}
+
+function elapsedUs(startedMs: number): number {
+  return Math.round((performance.now() - startedMs) * 1000);
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new KeygateError('KG_UPSTREAM_TIMEOUT', `no answer within ${ms} ms`)),
+      ms,
+    );
+    timer.unref();
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
