@@ -13,15 +13,13 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const databaseUrl = z
-  .string()
-  .refine((v) => {
-    try {
-      return new URL(v).protocol === 'mysql:';
-    } catch {
-      return false;
-    }
-  }, 'must be a mysql://user:password@host:port/database URL (unset it for embedded SQLite)');
+const databaseUrl = z.string().refine((v) => {
+  try {
+    return new URL(v).protocol === 'mysql:';
+  } catch {
+    return false;
+  }
+}, 'must be a mysql://user:password@host:port/database URL (unset it for embedded SQLite)');
 
 const redisUrl = z.string().refine((v) => {
   try {
@@ -113,15 +111,21 @@ function readConfigFile(file: string | undefined): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`KEYGATE_CONFIG: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new ConfigError(
+      `KEYGATE_CONFIG: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
   }
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
     // Files may use JSON numbers and booleans; the schema coerces from strings.
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v : String(v)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v : String(v)]),
+    );
   } catch (err) {
-    throw new ConfigError(`KEYGATE_CONFIG: ${file} is not a JSON object of settings (${(err as Error).message})`);
+    throw new ConfigError(
+      `KEYGATE_CONFIG: ${file} is not a JSON object of settings (${(err as Error).message})`,
+    );
   }
 }
 
@@ -131,7 +135,12 @@ function toConfig(raw: RawEnv): Config {
   if (raw.KMS_PROVIDER === 'aws-kms') {
     if (!raw.KMS_KEY_ID) throw new ConfigError('KMS_KEY_ID: required when KMS_PROVIDER=aws-kms');
     if (!raw.AWS_REGION) throw new ConfigError('AWS_REGION: required when KMS_PROVIDER=aws-kms');
-    kms = { provider: 'aws-kms', keyId: raw.KMS_KEY_ID, region: raw.AWS_REGION, endpoint: raw.AWS_ENDPOINT_URL_KMS };
+    kms = {
+      provider: 'aws-kms',
+      keyId: raw.KMS_KEY_ID,
+      region: raw.AWS_REGION,
+      endpoint: raw.AWS_ENDPOINT_URL_KMS,
+    };
   } else {
     kms = { provider: 'local', masterKeyFile: path.join(dataDir, 'master.key') };
   }
@@ -155,7 +164,9 @@ function toConfig(raw: RawEnv): Config {
       clockSkewSeconds: raw.KEYGATE_INBOUND_CLOCK_SKEW_S,
       maxBodyBytes: raw.KEYGATE_INBOUND_MAX_BODY_BYTES,
       auditBodyCapBytes: raw.KEYGATE_AUDIT_BODY_CAP_BYTES,
-      spoolDir: raw.KEYGATE_AUDIT_SPOOL_DIR ? path.resolve(raw.KEYGATE_AUDIT_SPOOL_DIR) : path.join(dataDir, 'spool'),
+      spoolDir: raw.KEYGATE_AUDIT_SPOOL_DIR
+        ? path.resolve(raw.KEYGATE_AUDIT_SPOOL_DIR)
+        : path.join(dataDir, 'spool'),
     },
     shutdownGraceMs: raw.KEYGATE_SHUTDOWN_GRACE_MS,
   };

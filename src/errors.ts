@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   // Admin API
   KG_TOKEN_EXPIRED: { status: 401, title: 'Admin token expired or revoked' },
   KG_VERSION_CONFLICT: { status: 409, title: 'Active version changed concurrently' },
+  KG_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request content type' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

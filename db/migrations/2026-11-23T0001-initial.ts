@@ -141,8 +141,16 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('outcome', 'varchar(32)', (c) => c.notNull())
     .addColumn('created_at', ts, (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('audit_log_tenant_time').on('audit_log').columns(['tenant_id', 'created_at']).execute();
-  await db.schema.createIndex('audit_log_key_time').on('audit_log').columns(['key_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('audit_log_tenant_time')
+    .on('audit_log')
+    .columns(['tenant_id', 'created_at'])
+    .execute();
+  await db.schema
+    .createIndex('audit_log_key_time')
+    .on('audit_log')
+    .columns(['key_id', 'created_at'])
+    .execute();
 
   await db.schema
     .createTable('admin_audit')
@@ -156,7 +164,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('after_state', sql.raw('mediumtext'))
     .addColumn('created_at', ts, (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('admin_audit_tenant_time').on('admin_audit').columns(['tenant_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('admin_audit_tenant_time')
+    .on('admin_audit')
+    .columns(['tenant_id', 'created_at'])
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

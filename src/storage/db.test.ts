@@ -19,7 +19,11 @@ describe.each(DIALECTS)('storage on %s', (dialect) => {
   it('round-trips timestamps and rejects duplicate tenant names', async () => {
     const now = toDbTime(Date.UTC(2026, 10, 23, 5, 6, 7, 89));
     await t.db.insertInto('tenants').values({ id: 'ten_1', name: 'acme', created_at: now }).execute();
-    const row = await t.db.selectFrom('tenants').selectAll().where('id', '=', 'ten_1').executeTakeFirstOrThrow();
+    const row = await t.db
+      .selectFrom('tenants')
+      .selectAll()
+      .where('id', '=', 'ten_1')
+      .executeTakeFirstOrThrow();
     expect(row.created_at).toBe('2026-11-23 05:06:07.089');
     expect(fromDbTime(row.created_at)).toBe(Date.UTC(2026, 10, 23, 5, 6, 7, 89));
     await expect(
@@ -30,7 +34,10 @@ describe.each(DIALECTS)('storage on %s', (dialect) => {
   it('runs transactions that roll back on error', async () => {
     await expect(
       t.db.transaction().execute(async (trx) => {
-        await trx.insertInto('tenants').values({ id: 'ten_3', name: 'rolled', created_at: toDbTime() }).execute();
+        await trx
+          .insertInto('tenants')
+          .values({ id: 'ten_3', name: 'rolled', created_at: toDbTime() })
+          .execute();
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');

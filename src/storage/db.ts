@@ -33,7 +33,10 @@ export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db:
   }
   mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'keygate.sqlite');
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: openNodeSqlite(file) }) }), dialect: 'sqlite' };
+  return {
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: openNodeSqlite(file) }) }),
+    dialect: 'sqlite',
+  };
 }
 
 /** UTC timestamp in the storage format `YYYY-MM-DD HH:MM:SS.mmm`. */

@@ -12,7 +12,9 @@ const fileMigrations: MigrationProvider = {
     const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).sort();
     const migrations: Record<string, Migration> = {};
     for (const file of files) {
-      migrations[file.replace(/\.ts$/, '')] = await import(pathToFileURL(path.join(MIGRATIONS_DIR, file)).href);
+      migrations[file.replace(/\.ts$/, '')] = await import(
+        pathToFileURL(path.join(MIGRATIONS_DIR, file)).href
+      );
     }
     return migrations;
   },

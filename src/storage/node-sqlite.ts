@@ -2,7 +2,7 @@
  * Adapts node:sqlite (built into Node 24, no native build) to the statement interface that
  * Kysely's SqliteDialect expects from better-sqlite3.
  */
-import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { SqliteDatabase, SqliteStatement } from 'kysely';
 
 export function openNodeSqlite(file: string): SqliteDatabase {

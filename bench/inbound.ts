@@ -1,0 +1,165 @@
+/**
+ * Inbound benchmark: the full keygate chain (KG1-HMAC-SHA256 verification, Redis nonce store, Redis
+ * rate limiter with a generous limit, routing, undici forwarding, batched MySQL audit) vs a raw
+ * node:http + undici passthrough, in the same run, in front of the same upstream. Every request is
+ * signed with its own nonce by the partner SDK (both targets get the same signed requests, so the
+ * load generator does the same work for each).
+ *
+ * Run directly: node --no-node-snapshot bench/inbound.ts [durationSec] [connections]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { CLI_ACTOR } from '../src/cli/context.ts';
+import { signRequest } from '../src/client/index.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { createServices } from '../src/server/create-services.ts';
+import { createPartnerKey } from '../src/services/partner-keys.ts';
+import { addRoute } from '../src/services/routes.ts';
+import { createTenant } from '../src/services/tenants.ts';
+import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
+import { startInboundChild } from '../test/helpers/inbound.ts';
+import { startChild, stop } from './load.ts';
+
+export interface LatencyFigures {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+export interface InboundBench {
+  keygate: LatencyFigures;
+  passthrough: LatencyFigures;
+  ratio: number;
+}
+
+const here = import.meta.dirname;
+const PATH = '/api/orders';
+const BODY = JSON.stringify({ order: 'A-1042', amount: 1299, currency: 'EUR', note: 'benchmark payload' });
+
+export async function benchInbound({
+  durationSec = 10,
+  connections = 32,
+}: {
+  durationSec?: number;
+  connections?: number;
+} = {}): Promise<InboundBench> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-in-'));
+  const database = await createTestDatabase('mysql');
+  const stops: Array<() => Promise<unknown>> = [];
+  try {
+    const upstream = await startChild(path.join(here, 'fixtures/echo-upstream.ts'), []);
+    stops.push(() => stop(upstream.child));
+    const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
+
+    // Tenant, key and route through the services the CLI uses; the key allows far more than we send.
+    const env = {
+      DATABASE_URL: database.databaseUrl!,
+      REDIS_URL: process.env.REDIS_URL ?? REDIS_TEST_URL,
+      KEYGATE_DATA_DIR: dataDir,
+      KEYGATE_AUDIT_SPOOL_DIR: path.join(dataDir, 'spool'),
+      KEYGATE_MIGRATE_ON_START: 'false',
+    };
+    const services = await createServices(loadConfig(env), { logger: createLogger('silent') });
+    let key: { keyId: string; secret: string };
+    try {
+      const tenant = await createTenant(services.ctx, CLI_ACTOR, { name: `bench${Date.now() % 1_000_000}` });
+      const created = await createPartnerKey(services.ctx, CLI_ACTOR, {
+        tenant: tenant.id,
+        name: 'bench',
+        rate: 1_000_000,
+        burst: 1_000_000,
+      });
+      key = { keyId: created.keyId, secret: created.secret };
+      await addRoute(services.ctx, CLI_ACTOR, { tenant: tenant.id, prefix: '/api', upstream: upstreamUrl });
+    } finally {
+      await services.close();
+    }
+
+    const keygate = await startInboundChild({ ...env, KEYGATE_LOG_LEVEL: 'info' });
+    stops.push(() => keygate.stop());
+    const passthrough = await startChild(path.join(here, 'fixtures/passthrough.ts'), [upstreamUrl]);
+    stops.push(() => stop(passthrough.child));
+    const passthroughUrl = `http://127.0.0.1:${passthrough.info.port}`;
+
+    const check = await fetch(keygate.url + PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...sign(key, keygate.url) },
+      body: BODY,
+    });
+    if (check.status !== 200)
+      throw new Error(`keygate warm-up failed: ${check.status} ${await check.text()}`);
+
+    const keygateFigures = await drive(keygate.url, key, durationSec, connections);
+    const passthroughFigures = await drive(passthroughUrl, key, durationSec, connections);
+    return {
+      keygate: keygateFigures,
+      passthrough: passthroughFigures,
+      ratio: keygateFigures.rps / passthroughFigures.rps,
+    };
+  } finally {
+    for (const close of stops.reverse()) await close().catch(() => {});
+    await database.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function sign(key: { keyId: string; secret: string }, baseUrl: string): Record<string, string> {
+  return signRequest({
+    keyId: key.keyId,
+    secret: key.secret,
+    method: 'POST',
+    url: baseUrl + PATH,
+    body: BODY,
+  });
+}
+
+/** A warm-up, then the measured run; each request signed afresh (new nonce) as it is sent. */
+async function drive(
+  baseUrl: string,
+  key: { keyId: string; secret: string },
+  durationSec: number,
+  connections: number,
+): Promise<LatencyFigures> {
+  const run = (duration: number) =>
+    autocannon({
+      url: baseUrl,
+      connections,
+      duration,
+      requests: [
+        {
+          method: 'POST',
+          path: PATH,
+          body: BODY,
+          setupRequest: (req: { headers?: Record<string, string> }) => {
+            req.headers = { 'content-type': 'application/json', ...sign(key, baseUrl) };
+            return req;
+          },
+        },
+      ],
+    });
+  await run(2);
+  const r = await run(durationSec);
+  if (r.non2xx || r.errors || r.timeouts) {
+    throw new Error(`${baseUrl}: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts`);
+  }
+  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+export function printInbound(r: InboundBench): void {
+  const line = (f: LatencyFigures) =>
+    `${String(f.rps).padStart(7)} req/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms`;
+  console.log('inbound (HMAC verify, Redis nonce + limiter, route, forward, async MySQL audit):');
+  console.log(`  node:http+undici pass  ${line(r.passthrough)}`);
+  console.log(`  keygate                ${line(r.keygate)}`);
+  console.log(`  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.6x)`);
+}
+
+if (import.meta.main) {
+  const [durationSec, connections] = process.argv.slice(2).map(Number);
+  printInbound(
+    await benchInbound({ durationSec: durationSec || undefined, connections: connections || undefined }),
+  );
+}

@@ -1,0 +1,152 @@
+/**
+ * Outbound benchmark: the seed script through keygate vs a raw node:http + undici passthrough vs
+ * a direct call, in the same run, against the same upstream doing the same work (the passthrough
+ * and the direct call send a request keygate signed, so the provider verifies and decrypts alike).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { readProviderFile } from '../src/cli/commands/providers.ts';
+import { CLI_ACTOR } from '../src/cli/context.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { dryRunScript } from '../src/outbound/dry-run.ts';
+import { createServices } from '../src/server/create-services.ts';
+import { applyProviderVersion } from '../src/services/providers.ts';
+import { setSecret } from '../src/services/secrets.ts';
+import { createTenant } from '../src/services/tenants.ts';
+import { createServiceToken } from '../src/services/tokens.ts';
+import { fmt, type LoadResult, runLoad, startChild, stop } from './load.ts';
+
+const SECRETS = { AppKey: 'bench-app', AesKey: '0123456789abcdef', AesIV: 'fedcba9876543210' };
+const here = import.meta.dirname;
+
+export interface OutboundBench {
+  direct: LoadResult;
+  passthrough: LoadResult;
+  keygate: LoadResult;
+  ratio: number;
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+export async function benchOutbound(
+  opts: { durationSec?: number; connections?: number } = {},
+): Promise<OutboundBench> {
+  const durationSec = opts.durationSec ?? 10;
+  const connections = opts.connections ?? 32;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-'));
+  const upstream = await startChild(path.join(here, 'fixtures/seed-upstream.ts'), [
+    SECRETS.AppKey,
+    SECRETS.AesKey,
+    SECRETS.AesIV,
+  ]);
+  const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
+  const children = [upstream.child];
+  try {
+    // Set up tenant, provider, secrets and a service token with the same services the CLI uses.
+    const env = { KEYGATE_DATA_DIR: dataDir, KEYGATE_LOG_LEVEL: 'warn', KEYGATE_HOST: '127.0.0.1' };
+    const services = await createServices(loadConfig(env), { logger: createLogger('silent') });
+    let serviceToken: string;
+    let signed: { url: string; headers: Record<string, string>; body: string };
+    try {
+      const tenant = await createTenant(services.ctx, CLI_ACTOR, { name: 'bench' });
+      const config = {
+        ...readProviderFile(path.join(here, '../scripts-examples/seed/provider.json')),
+        prefixUrl: upstreamUrl,
+        tokenUrl: `${upstreamUrl}/oauth/token`,
+      };
+      await applyProviderVersion(services.ctx, CLI_ACTOR, { tenant: tenant.id, config });
+      for (const [name, value] of Object.entries(SECRETS)) {
+        await setSecret(services.ctx, CLI_ACTOR, {
+          tenant: tenant.id,
+          provider: 'seed-pay',
+          name,
+          value,
+          sensitive: name !== 'AppKey',
+        });
+      }
+      serviceToken = (await createServiceToken(services.ctx, CLI_ACTOR, { tenant: tenant.id, name: 'bench' }))
+        .token;
+      const dry = await dryRunScript(services, CLI_ACTOR, {
+        tenant: tenant.id,
+        provider: 'seed-pay',
+        sample: {
+          method: 'POST',
+          path: '/api/orders',
+          body: { data: 'benchmark payload', timestamp: 1_700_000_000 },
+        },
+      });
+      // The dry-run masks sensitive values; the signed body carries none (only ciphertext and appKey).
+      signed = { url: dry.request.url, headers: dry.request.headers, body: dry.request.body ?? '' };
+    } finally {
+      await services.close();
+    }
+
+    const keygatePort = await freePort();
+    const keygate = await startChild(
+      path.join(here, '../src/cli/main.ts'),
+      ['serve', '--roles', 'outbound'],
+      { ...process.env, ...env, KEYGATE_OUTBOUND_PORT: String(keygatePort), KEYGATE_LOG_LEVEL: 'info' },
+    );
+    children.push(keygate.child);
+    const passthrough = await startChild(path.join(here, 'fixtures/passthrough.ts'), [upstreamUrl]);
+    children.push(passthrough.child);
+
+    const unsigned = JSON.stringify({ data: 'benchmark payload', timestamp: 1_700_000_000 });
+    const keygateReq = {
+      url: `http://127.0.0.1:${keygatePort}/v1/proxy/seed-pay/api/orders`,
+      headers: { authorization: `Bearer ${serviceToken}`, 'content-type': 'application/json' },
+      body: unsigned,
+    };
+    const check = await fetch(keygateReq.url, {
+      method: 'POST',
+      headers: keygateReq.headers,
+      body: unsigned,
+    });
+    const checkBody = (await check.json()) as { code?: number };
+    if (check.status !== 200 || checkBody.code !== 0)
+      throw new Error(`keygate warm-up failed: ${check.status} ${JSON.stringify(checkBody)}`);
+
+    const signedHeaders = {
+      'content-type': 'application/json',
+      authorization: signed.headers.authorization!,
+    };
+    const signedPath = new URL(signed.url).pathname;
+    const load = { connections, durationSec, warmupSec: 2 };
+    const direct = await runLoad({
+      ...load,
+      url: `${upstreamUrl}${signedPath}`,
+      headers: signedHeaders,
+      body: signed.body,
+    });
+    const pass = await runLoad({
+      ...load,
+      url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
+      headers: signedHeaders,
+      body: signed.body,
+    });
+    const kg = await runLoad({ ...load, ...keygateReq });
+    return { direct, passthrough: pass, keygate: kg, ratio: kg.rps / pass.rps };
+  } finally {
+    for (const c of children) await stop(c);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+export function printOutbound(r: OutboundBench): void {
+  console.log('outbound (seed script, token cached, AES + SHA-256 + response decrypt):');
+  console.log(`  direct to upstream     ${fmt(r.direct)}`);
+  console.log(`  node:http+undici pass  ${fmt(r.passthrough)}`);
+  console.log(`  keygate                ${fmt(r.keygate)}`);
+  console.log(`  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.75x)`);
+}
+
+if (import.meta.main) printOutbound(await benchOutbound());

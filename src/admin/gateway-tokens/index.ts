@@ -1,0 +1,71 @@
+/** Gateway-wide admin tokens (role gateway_admin, no tenant): create, list, revoke. */
+import { createRoute, z } from '@hono/zod-openapi';
+import { createAdminToken, listAdminTokens, revokeAdminToken } from '../../services/tokens.ts';
+import type { AdminApp, AdminDeps } from '../env.ts';
+import {
+  AdminTokenSchema,
+  CreatedAdminTokenSchema,
+  expiresInSeconds,
+  toAdminToken,
+  toCreatedAdminToken,
+} from '../members/schema.ts';
+import { API_PREFIX, BEARER, errorResponses, idParam, jsonBody, jsonContent, noContent } from '../schemas.ts';
+
+export const createGatewayTokenRoute = createRoute({
+  method: 'post',
+  path: `${API_PREFIX}/admin-tokens`,
+  operationId: 'createGatewayAdminToken',
+  tags: ['gateway admin tokens'],
+  summary: 'Create a gateway_admin token (returned once)',
+  security: BEARER,
+  'x-keygate-permission': 'gateway-token.manage',
+  request: { body: jsonBody(z.object({ name: z.string(), expiresInSeconds })) },
+  responses: { 201: jsonContent(CreatedAdminTokenSchema, 'The new token'), ...errorResponses(400, 415) },
+});
+
+export const listGatewayTokensRoute = createRoute({
+  method: 'get',
+  path: `${API_PREFIX}/admin-tokens`,
+  operationId: 'listGatewayAdminTokens',
+  tags: ['gateway admin tokens'],
+  summary: 'List gateway_admin tokens',
+  security: BEARER,
+  'x-keygate-permission': 'gateway-token.manage',
+  responses: {
+    200: jsonContent(z.object({ items: z.array(AdminTokenSchema) }), 'Gateway admin tokens'),
+    ...errorResponses(),
+  },
+});
+
+export const revokeGatewayTokenRoute = createRoute({
+  method: 'delete',
+  path: `${API_PREFIX}/admin-tokens/{tokenId}`,
+  operationId: 'revokeGatewayAdminToken',
+  tags: ['gateway admin tokens'],
+  summary: 'Revoke a gateway_admin token',
+  security: BEARER,
+  'x-keygate-permission': 'gateway-token.manage',
+  request: { params: z.object({ tokenId: idParam('tokenId', 'Admin token id') }) },
+  responses: { ...noContent, ...errorResponses(404) },
+});
+
+export function registerGatewayTokenRoutes(app: AdminApp, { ctx }: AdminDeps): void {
+  app.openapi(createGatewayTokenRoute, async (c) => {
+    const body = c.req.valid('json');
+    const created = await createAdminToken(ctx, c.var.actor, {
+      tenant: null,
+      role: 'gateway_admin',
+      name: body.name,
+      expiresInSeconds: body.expiresInSeconds ?? null,
+    });
+    return c.json(toCreatedAdminToken(created), 201);
+  });
+  app.openapi(listGatewayTokensRoute, async (c) => {
+    const items = await listAdminTokens(ctx, c.var.actor, { tenant: null });
+    return c.json({ items: items.map(toAdminToken) }, 200);
+  });
+  app.openapi(revokeGatewayTokenRoute, async (c) => {
+    await revokeAdminToken(ctx, c.var.actor, { tenant: null, id: c.req.valid('param').tokenId });
+    return c.body(null, 204);
+  });
+}

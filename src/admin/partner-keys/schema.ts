@@ -1,0 +1,46 @@
+import { z } from '@hono/zod-openapi';
+import type { PartnerKeyView } from '../../services/partner-keys.ts';
+import { isoTime } from '../schemas.ts';
+
+export const PolicySchema = z
+  .object({
+    algorithm: z.enum(['token-bucket', 'gcra']),
+    rate: z.number().int().openapi({ description: 'Requests per period' }),
+    periodSeconds: z.number().int(),
+    burst: z.number().int(),
+    onRedisDown: z.enum(['fail-open', 'fail-closed', 'local']),
+  })
+  .openapi('RateLimitPolicy');
+
+export const PartnerKeySchema = z
+  .object({
+    keyId: z.string(),
+    tenantId: z.string(),
+    name: z.string(),
+    status: z.enum(['active', 'revoked']),
+    policy: PolicySchema,
+    liveSecretVersions: z
+      .array(z.number().int())
+      .openapi({ description: 'Secret versions that verify, oldest first' }),
+    createdAt: z.string(),
+    revokedAt: z.string().nullable(),
+  })
+  .openapi('PartnerKey');
+
+export const CreatedPartnerKeySchema = PartnerKeySchema.extend({
+  secret: z.string().openapi({ description: 'The HMAC secret. Shown once.' }),
+  secretVersion: z.number().int(),
+}).openapi('CreatedPartnerKey');
+
+export function toPartnerKey(v: PartnerKeyView): z.infer<typeof PartnerKeySchema> {
+  return {
+    keyId: v.keyId,
+    tenantId: v.tenantId,
+    name: v.name,
+    status: v.status,
+    policy: v.policy,
+    liveSecretVersions: v.liveSecretVersions,
+    createdAt: isoTime(v.createdAt),
+    revokedAt: isoTime(v.revokedAt),
+  };
+}

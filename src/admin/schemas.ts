@@ -1,0 +1,122 @@
+/**
+ * Schemas shared by every admin route: path parameters, pagination, problem+json, and helpers
+ * that keep the route files short. Responses use ISO 8601 timestamps.
+ */
+import { z } from '@hono/zod-openapi';
+import { ERROR_CODES, PROBLEM_CONTENT_TYPE } from '../errors.ts';
+
+export const API_PREFIX = '/admin/v1';
+
+export const ProblemSchema = z
+  .object({
+    type: z.string().openapi({ example: 'urn:keygate:error:not-found' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]]),
+    requestId: z.string().optional(),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string(), in: z.string().optional() }))
+      .optional()
+      .openapi({ description: 'Field-level validation errors (KG_VALIDATION_FAILED)' }),
+  })
+  .openapi('Problem');
+
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415;
+
+const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
+  400: 'Validation failed (KG_VALIDATION_FAILED, with field paths) or malformed request',
+  401: 'No valid admin token (KG_UNAUTHENTICATED) or an expired / revoked one (KG_TOKEN_EXPIRED)',
+  403: 'The role may not do this, or not for this tenant (KG_FORBIDDEN)',
+  404: 'Unknown tenant, provider, version or id',
+  409: 'Conflicting change',
+  413: 'Request body too large',
+  415: 'Content-Type is not application/json',
+};
+
+type ProblemResponse = {
+  description: string;
+  content: { 'application/problem+json': { schema: typeof ProblemSchema } };
+};
+
+/** The problem+json responses a route documents (401 and 403 are added to every authenticated route). */
+export function errorResponses<const C extends ErrorStatus[]>(
+  ...codes: C
+): { [K in C[number] | 401 | 403]: ProblemResponse } {
+  const out: Partial<Record<ErrorStatus, ProblemResponse>> = {};
+  for (const code of [...codes, 401, 403] as ErrorStatus[]) {
+    out[code] = {
+      description: ERROR_DESCRIPTIONS[code],
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemSchema } },
+    };
+  }
+  return out as { [K in C[number] | 401 | 403]: ProblemResponse };
+}
+
+export function jsonContent<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { 'application/json': { schema } } } as const;
+}
+
+/** A required JSON request body. */
+export function jsonBody<T extends z.ZodType>(schema: T) {
+  return { content: { 'application/json': { schema } }, required: true } as const;
+}
+
+/** A JSON body that may be left out entirely (then the handler sees `{}`). */
+export function optionalJsonBody<T extends z.ZodType>(schema: T) {
+  return { content: { 'application/json': { schema } }, required: false } as const;
+}
+
+export const noContent = { 204: { description: 'Done; no body' } } as const;
+
+export const BEARER = [{ bearer: [] }];
+
+export const tenantParam = z
+  .string()
+  .min(1)
+  .max(100)
+  .openapi({ param: { name: 'tenant', in: 'path' }, description: 'Tenant id or name', example: 'acme' });
+
+export const providerParam = z
+  .string()
+  .min(1)
+  .max(100)
+  .openapi({ param: { name: 'provider', in: 'path' }, description: 'Provider name', example: 'acme-pay' });
+
+export const idParam = (name: string, description: string) =>
+  z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name, in: 'path' }, description });
+
+export const TenantParams = z.object({ tenant: tenantParam });
+export const ProviderParams = z.object({ tenant: tenantParam, provider: providerParam });
+
+/** A version number, or `active` for whichever version is active (path and query form). */
+export const versionRef = z.union([z.literal('active'), z.coerce.number().int().min(1)]);
+/** The same in a JSON body. */
+export const versionRefJson = z.union([z.literal('active'), z.number().int().min(1)]);
+
+export const pageQuery = {
+  cursor: z.string().min(1).max(500).optional().openapi({ description: 'nextCursor of the previous page' }),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, inclusive' }),
+  until: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, exclusive' }),
+};
+
+export function pageSchema<T extends z.ZodType>(item: T) {
+  return z.object({
+    items: z.array(item),
+    nextCursor: z.string().nullable().openapi({ description: 'Pass as cursor for the next (older) page' }),
+  });
+}
+
+/** Storage timestamps (`YYYY-MM-DD HH:MM:SS.mmm`, UTC) -> ISO 8601; ISO input passes through. */
+export function isoTime(value: string): string;
+export function isoTime(value: string | null): string | null;
+export function isoTime(value: string | null): string | null {
+  if (value === null) return null;
+  if (value.includes('T')) return value;
+  return `${value.replace(' ', 'T')}Z`;
+}

@@ -1,0 +1,117 @@
+/** Argument parsing and output shared by every `keygate` command. */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface CommandIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Command {
+  /** e.g. `tenant create` */
+  name: string;
+  usage: string;
+  summary: string;
+  options?: ParseArgsConfig['options'];
+  run(args: ParsedArgs, io: CommandIo): Promise<number | undefined>;
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  json: boolean;
+}
+
+const COMMON_OPTIONS = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { help: boolean } {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { ...COMMON_OPTIONS, ...cmd.options },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values, positionals, json: values.json === true, help: values.help === true };
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/, ''));
+  }
+}
+
+export function requireString(args: ParsedArgs, name: string): string {
+  const v = args.values[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+export function requirePositional(args: ParsedArgs, index: number, what: string): string {
+  const v = args.positionals[index];
+  if (!v) throw new UsageError(`${what} is required`);
+  return v;
+}
+
+/** Prints one JSON object with --json, otherwise human lines. */
+export function output(io: CommandIo, args: ParsedArgs, value: object, human: string[]): void {
+  io.stdout.write(args.json ? `${JSON.stringify(value)}\n` : `${human.join('\n')}\n`);
+}
+
+export function helpText(cmd: Command): string {
+  const lines = [`Usage: keygate ${cmd.usage}`, '', cmd.summary, ''];
+  const opts = Object.entries({ ...cmd.options, ...COMMON_OPTIONS });
+  if (opts.length) {
+    lines.push('Options:');
+    for (const [name, opt] of opts) {
+      const o = opt as { type: string; short?: string };
+      const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ' <value>' : ''}`;
+      lines.push(`  ${flag.padEnd(30)} ${OPTION_HELP[name] ?? ''}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const OPTION_HELP: Record<string, string> = {
+  json: 'print one machine-readable JSON object',
+  help: 'show this help',
+  tenant: 'tenant id or name',
+  name: 'a label for the credential',
+  role: 'gateway_admin | tenant_admin | tenant_developer',
+  'expires-in': 'lifetime, e.g. 3600s, 90m, 12h, 30d (default: no expiry)',
+  file: 'path of the JSON file',
+  draft: 'create the version without activating it',
+  to: 'version to re-activate (default: the one before the active)',
+  'not-sensitive': 'do not mask this value in responses (like AppKey)',
+  sensitive: 'mask this value in responses (default for all but AppKey)',
+  roles: 'listeners to run: outbound,admin,inbound (default: all)',
+  version: 'provider version to test (default: active)',
+  send: 'also send the signed request and run the response script',
+  algorithm: 'token-bucket | gcra',
+  rate: 'requests per period, e.g. 10/s, 600/m',
+  burst: 'burst size (bucket capacity)',
+  'on-redis-down': 'fail-open | fail-closed | local',
+  prefix: 'path prefix, e.g. /orders',
+  upstream: 'internal upstream URL',
+  'timeout-ms': 'upstream timeout in milliseconds',
+  keys: 'comma-separated partner key ids allowed (default: all keys of the tenant)',
+};
+
+export async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stdin) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `3600s`, `90m`, `12h`, `30d` or plain seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!m) throw new UsageError(`invalid duration ${text}: use e.g. 3600s, 90m, 12h, 30d`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}

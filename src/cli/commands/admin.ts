@@ -1,0 +1,189 @@
+/**
+ * CLI commands that mirror admin-API operations beyond DESIGN.md's list: listing and revoking
+ * tokens, activating a draft, diffing versions, validating a script. Each calls the same service
+ * as its admin route.
+ */
+import { readFileSync } from 'node:fs';
+import { activateProviderVersion, diffProviderVersions } from '../../services/providers.ts';
+import { validateScript } from '../../services/scripts.ts';
+import {
+  listAdminTokens,
+  listServiceTokens,
+  revokeAdminToken,
+  revokeServiceToken,
+} from '../../services/tokens.ts';
+import {
+  type Command,
+  output,
+  type ParsedArgs,
+  requirePositional,
+  requireString,
+  UsageError,
+} from '../args.ts';
+import { CLI_ACTOR, withServices } from '../context.ts';
+
+function optionalTenant(args: ParsedArgs): string | null {
+  const tenant = args.values.tenant;
+  return typeof tenant === 'string' && tenant !== '' ? tenant : null;
+}
+
+function versionArg(text: string, what: string): number | 'active' {
+  if (text === 'active') return 'active';
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a version number or "active"`);
+  return n;
+}
+
+export const adminCommands: Command[] = [
+  {
+    name: 'token list',
+    usage: 'token list [--tenant T] [--json]',
+    summary:
+      "Lists admin tokens: a tenant's members, or without --tenant the gateway_admin tokens. Never the tokens.",
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tokens = await withServices(io, (s) =>
+        listAdminTokens(s.ctx, CLI_ACTOR, { tenant: optionalTenant(args) }),
+      );
+      output(
+        io,
+        args,
+        { items: tokens },
+        tokens.length
+          ? tokens.map(
+              (t) =>
+                `${t.id}  ${t.role.padEnd(16)}  ${t.status.padEnd(7)}  ${t.name}${t.expiresAt ? `  expires ${t.expiresAt}` : ''}`,
+            )
+          : ['(no admin tokens)'],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'token revoke',
+    usage: 'token revoke [--tenant T] TOKEN_ID [--json]',
+    summary:
+      'Revokes an admin token at once (give --tenant for a tenant member; none for a gateway_admin token).',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const id = requirePositional(args, 0, 'TOKEN_ID');
+      await withServices(io, (s) => revokeAdminToken(s.ctx, CLI_ACTOR, { tenant: optionalTenant(args), id }));
+      output(io, args, { id, revoked: true }, [`admin token ${id} revoked`]);
+      return 0;
+    },
+  },
+  {
+    name: 'service-token list',
+    usage: 'service-token list --tenant T [--json]',
+    summary: "Lists a tenant's service tokens (never the tokens themselves).",
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const tokens = await withServices(io, (s) => listServiceTokens(s.ctx, CLI_ACTOR, tenant));
+      output(
+        io,
+        args,
+        { items: tokens },
+        tokens.length
+          ? tokens.map((t) => `${t.id}  ${t.revoked_at ? 'revoked' : 'active '}  ${t.name}`)
+          : ['(no service tokens)'],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'service-token revoke',
+    usage: 'service-token revoke --tenant T TOKEN_ID [--json]',
+    summary: 'Revokes a service token (the proxy stops accepting it within seconds).',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const id = requirePositional(args, 0, 'TOKEN_ID');
+      await withServices(io, (s) => revokeServiceToken(s.ctx, CLI_ACTOR, tenant, id));
+      output(io, args, { id, revoked: true }, [`service token ${id} revoked`]);
+      return 0;
+    },
+  },
+  {
+    name: 'provider activate',
+    usage: 'provider activate --tenant T PROVIDER VERSION [--expected-revision N] [--json]',
+    summary:
+      'Activates a version (for example a draft from `provider apply --draft`).\n' +
+      '--expected-revision: fail with KG_VERSION_CONFLICT unless the provider is still at that revision.',
+    options: { tenant: { type: 'string' }, 'expected-revision': { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const provider = requirePositional(args, 0, 'PROVIDER');
+      const version = Number(requirePositional(args, 1, 'VERSION'));
+      if (!Number.isInteger(version) || version < 1) throw new UsageError('VERSION must be a version number');
+      const revText = args.values['expected-revision'];
+      const expectedRevision = typeof revText === 'string' ? Number(revText) : undefined;
+      if (expectedRevision !== undefined && !Number.isInteger(expectedRevision)) {
+        throw new UsageError('--expected-revision must be a number');
+      }
+      const p = await withServices(io, (s) =>
+        activateProviderVersion(s.ctx, CLI_ACTOR, { tenant, provider, version, expectedRevision }),
+      );
+      output(io, args, { provider: p.name, activeVersion: p.activeVersion, revision: p.revision }, [
+        `provider ${p.name} now runs version ${p.activeVersion} (revision ${p.revision})`,
+      ]);
+      return 0;
+    },
+  },
+  {
+    name: 'provider diff',
+    usage: 'provider diff --tenant T PROVIDER FROM TO [--json]',
+    summary:
+      'Line diff of two versions (numbers or "active"): config as sorted pretty JSON, scripts line by line.',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const provider = requirePositional(args, 0, 'PROVIDER');
+      const from = versionArg(requirePositional(args, 1, 'FROM'), 'FROM');
+      const to = versionArg(requirePositional(args, 2, 'TO'), 'TO');
+      const diff = await withServices(io, (s) =>
+        diffProviderVersions(s.ctx, CLI_ACTOR, { tenant, provider, from, to }),
+      );
+      if (args.json) output(io, args, diff, []);
+      else
+        io.stdout.write(
+          diff.identical ? `versions ${diff.from} and ${diff.to} are identical\n` : diff.unified,
+        );
+      return 0;
+    },
+  },
+  {
+    name: 'script validate',
+    usage: 'script validate --tenant T -f script.js [--kind request|response] [--json]',
+    summary:
+      'Compiles a signing script in the sandbox; a syntax error is reported with line and column (exit 1).',
+    options: { tenant: { type: 'string' }, file: { type: 'string', short: 'f' }, kind: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const file = requireString(args, 'file');
+      const kind = (args.values.kind as string | undefined) ?? 'request';
+      if (kind !== 'request' && kind !== 'response')
+        throw new UsageError('--kind must be request or response');
+      let source: string;
+      try {
+        source = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new UsageError(
+          `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
+      }
+      const result = await withServices(io, (s) =>
+        validateScript(s.ctx, CLI_ACTOR, { tenant, kind, source }),
+      );
+      output(
+        io,
+        args,
+        result,
+        result.valid
+          ? [`${file}: ${kind} script compiles`]
+          : [`${file}:${result.error.line ?? '?'}:${result.error.column ?? '?'}: ${result.error.message}`],
+      );
+      return result.valid ? 0 : 1;
+    },
+  },
+];

@@ -1,0 +1,253 @@
+import {
+  createPartnerKey,
+  listPartnerKeys,
+  type PartnerKeyView,
+  parseRate,
+  retirePartnerSecret,
+  revokePartnerKey,
+  rotatePartnerKey,
+} from '../../services/partner-keys.ts';
+import { addRoute, listRoutes, type RouteView, removeRoute } from '../../services/routes.ts';
+import type { OnRedisDown, RateLimitAlgorithm } from '../../storage/schema.ts';
+import {
+  type Command,
+  output,
+  type ParsedArgs,
+  requirePositional,
+  requireString,
+  UsageError,
+} from '../args.ts';
+import { CLI_ACTOR, withServices } from '../context.ts';
+
+/** partner-key and route commands (inbound API). */
+export const inboundCommands: Command[] = [
+  {
+    name: 'partner-key create',
+    usage:
+      'partner-key create --tenant T --name N [--algorithm token-bucket|gcra] [--rate 10/s] [--burst 20] [--on-redis-down fail-open|fail-closed|local] [--json]',
+    summary:
+      'Creates an inbound API key with its rate-limit policy. The key id and secret are printed once.\n' +
+      'Defaults: token-bucket, 10/s, burst 20, local (in-process limiting while Redis is down).',
+    options: {
+      tenant: { type: 'string' },
+      name: { type: 'string' },
+      algorithm: { type: 'string' },
+      rate: { type: 'string' },
+      burst: { type: 'string' },
+      'on-redis-down': { type: 'string' },
+    },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const name = requireString(args, 'name');
+      const rate = typeof args.values.rate === 'string' ? parseRate(args.values.rate) : {};
+      const burst = optionalInteger(args, 'burst');
+      const created = await withServices(io, (s) =>
+        createPartnerKey(s.ctx, CLI_ACTOR, {
+          tenant,
+          name,
+          algorithm: optionalString(args, 'algorithm') as RateLimitAlgorithm | undefined,
+          ...rate,
+          burst,
+          onRedisDown: optionalString(args, 'on-redis-down') as OnRedisDown | undefined,
+        }),
+      );
+      output(
+        io,
+        args,
+        { ...keySummary(created), secret: created.secret, secretVersion: created.secretVersion },
+        [
+          `partner key ${created.keyId} created (${describePolicy(created)})`,
+          'secret (store it now, it is not shown again):',
+          created.secret,
+        ],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'partner-key rotate',
+    usage: 'partner-key rotate --tenant T KEY_ID [--json]',
+    summary:
+      'Adds a second secret to the key, printed once. Both secrets verify until `partner-key retire-secret`.',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const keyId = requirePositional(args, 0, 'KEY_ID');
+      const rotated = await withServices(io, (s) => rotatePartnerKey(s.ctx, CLI_ACTOR, { tenant, keyId }));
+      output(
+        io,
+        args,
+        {
+          keyId,
+          secret: rotated.secret,
+          secretVersion: rotated.secretVersion,
+          liveSecretVersions: rotated.liveSecretVersions,
+        },
+        [
+          `partner key ${keyId}: secret version ${rotated.secretVersion} added; live versions ${rotated.liveSecretVersions.join(', ')}`,
+          'new secret (store it now, it is not shown again):',
+          rotated.secret,
+        ],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'partner-key retire-secret',
+    usage: 'partner-key retire-secret --tenant T KEY_ID [--version N] [--json]',
+    summary: 'Retires one of two live secrets (by default the older one); it no longer verifies.',
+    options: { tenant: { type: 'string' }, version: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const keyId = requirePositional(args, 0, 'KEY_ID');
+      const version = optionalInteger(args, 'version');
+      const view = await withServices(io, (s) =>
+        retirePartnerSecret(s.ctx, CLI_ACTOR, { tenant, keyId, version }),
+      );
+      output(
+        io,
+        args,
+        { keyId, retiredVersion: view.retiredVersion, liveSecretVersions: view.liveSecretVersions },
+        [
+          `partner key ${keyId}: secret version ${view.retiredVersion} retired; live versions ${view.liveSecretVersions.join(', ')}`,
+        ],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'partner-key revoke',
+    usage: 'partner-key revoke --tenant T KEY_ID [--json]',
+    summary: 'Revokes the key: every request signed with it is refused with KG_KEY_REVOKED.',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const keyId = requirePositional(args, 0, 'KEY_ID');
+      const view = await withServices(io, (s) => revokePartnerKey(s.ctx, CLI_ACTOR, { tenant, keyId }));
+      output(io, args, keySummary(view), [`partner key ${keyId} revoked`]);
+      return 0;
+    },
+  },
+  {
+    name: 'partner-key list',
+    usage: 'partner-key list --tenant T [--json]',
+    summary: 'Lists the tenant’s partner keys with their policies and live secret versions (never secrets).',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const keys = await withServices(io, (s) => listPartnerKeys(s.ctx, CLI_ACTOR, tenant));
+      output(
+        io,
+        args,
+        { keys: keys.map(keySummary) },
+        keys.length
+          ? keys.map(
+              (k) =>
+                `${k.keyId}  ${k.status.padEnd(7)}  ${k.name}  ${describePolicy(k)}  secrets v${k.liveSecretVersions.join(', v')}`,
+            )
+          : ['no partner keys'],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'route add',
+    usage:
+      'route add --tenant T --prefix /orders --upstream http://orders.internal:8000 [--timeout-ms 5000] [--keys KEY_ID,...] [--json]',
+    summary:
+      'Adds an inbound route: requests under the prefix go to the upstream, path unchanged.\n' +
+      'Without --keys every key of the tenant may call it; --keys "" closes it to all keys.',
+    options: {
+      tenant: { type: 'string' },
+      prefix: { type: 'string' },
+      upstream: { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      keys: { type: 'string' },
+    },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const prefix = requireString(args, 'prefix');
+      const upstream = requireString(args, 'upstream');
+      const timeoutMs = optionalInteger(args, 'timeout-ms');
+      const keys = args.values.keys;
+      const keyIds =
+        typeof keys === 'string'
+          ? keys
+              .split(',')
+              .map((k) => k.trim())
+              .filter(Boolean)
+          : null;
+      const route = await withServices(io, (s) =>
+        addRoute(s.ctx, CLI_ACTOR, { tenant, prefix, upstream, timeoutMs, keyIds }),
+      );
+      output(io, args, route, [`route ${route.id} added: ${describeRoute(route)}`]);
+      return 0;
+    },
+  },
+  {
+    name: 'route list',
+    usage: 'route list --tenant T [--json]',
+    summary: 'Lists the tenant’s inbound routes.',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const routes = await withServices(io, (s) => listRoutes(s.ctx, CLI_ACTOR, tenant));
+      output(
+        io,
+        args,
+        { routes },
+        routes.length ? routes.map((r) => `${r.id}  ${describeRoute(r)}`) : ['no routes'],
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'route remove',
+    usage: 'route remove --tenant T ROUTE_ID|PREFIX [--json]',
+    summary: 'Removes an inbound route.',
+    options: { tenant: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const routeId = requirePositional(args, 0, 'ROUTE_ID');
+      await withServices(io, (s) => removeRoute(s.ctx, CLI_ACTOR, { tenant, routeId }));
+      output(io, args, { removed: routeId }, [`route ${routeId} removed`]);
+      return 0;
+    },
+  },
+];
+
+function optionalString(args: ParsedArgs, name: string): string | undefined {
+  const v = args.values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function optionalInteger(args: ParsedArgs, name: string): number | undefined {
+  const v = optionalString(args, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number`);
+  return Number(v);
+}
+
+function keySummary(k: PartnerKeyView) {
+  return {
+    keyId: k.keyId,
+    tenantId: k.tenantId,
+    name: k.name,
+    status: k.status,
+    policy: k.policy,
+    liveSecretVersions: k.liveSecretVersions,
+    createdAt: k.createdAt,
+    revokedAt: k.revokedAt,
+  };
+}
+
+function describePolicy(k: PartnerKeyView): string {
+  const p = k.policy;
+  const period = p.periodSeconds === 1 ? 's' : `${p.periodSeconds}s`;
+  return `${p.algorithm} ${p.rate}/${period} burst ${p.burst}, ${p.onRedisDown} when Redis is down`;
+}
+
+function describeRoute(r: RouteView): string {
+  const keys = r.keyIds === null ? 'all keys' : r.keyIds.length ? `keys ${r.keyIds.join(', ')}` : 'no keys';
+  return `${r.prefix} -> ${r.upstream} (timeout ${r.timeoutMs} ms, ${keys})`;
+}

@@ -1,0 +1,107 @@
+/**
+ * `keygate`: the command line. Every command has --help; errors go to stderr with a non-zero
+ * exit; --json prints one machine-readable object.
+ */
+import { ConfigError } from '../config.ts';
+import { KeygateError } from '../errors.ts';
+import { StartupError } from '../server/create-services.ts';
+import { type Command, type CommandIo, helpText, parseCommandArgs, UsageError } from './args.ts';
+import { adminCommands } from './commands/admin.ts';
+import { inboundCommands } from './commands/inbound.ts';
+import { providerCommands } from './commands/providers.ts';
+import { serverCommands } from './commands/server.ts';
+import { tenantCommands } from './commands/tenants.ts';
+
+export const COMMANDS: Command[] = [
+  ...serverCommands,
+  ...tenantCommands,
+  ...providerCommands,
+  ...inboundCommands,
+  ...adminCommands,
+];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'Usage: keygate <command> [options]',
+    '',
+    'keygate signs outbound requests to third-party APIs and verifies, limits and audits inbound partner calls.',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split('\n')[0]}`),
+    '',
+    'Run `keygate <command> --help` for its options. Configuration comes from the environment (see README).',
+    '',
+  ].join('\n');
+}
+
+/** Finds the longest command name that prefixes argv (`provider apply`, `dev`). */
+function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefined {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(' ');
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (cmd) return { cmd, rest: argv.slice(words) };
+  }
+  return undefined;
+}
+
+export async function runCli(argv: string[], io: CommandIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.stdout.write(overview());
+    return argv.length === 0 ? 1 : 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${argv[0]} `));
+    const hint = group.length ? ` (did you mean: ${group.map((c) => c.name).join(', ')}?)` : '';
+    io.stderr.write(`keygate: unknown command "${argv.slice(0, 2).join(' ')}"${hint}\nRun keygate --help.\n`);
+    return 2;
+  }
+  const { cmd, rest } = found;
+  let json = false;
+  try {
+    const args = parseCommandArgs(cmd, rest);
+    json = args.json;
+    if (args.help) {
+      io.stdout.write(helpText(cmd));
+      return 0;
+    }
+    return (await cmd.run(args, io)) ?? 0;
+  } catch (err) {
+    return reportError(err, cmd, io, json);
+  }
+}
+
+function reportError(err: unknown, cmd: Command, io: CommandIo, json: boolean): number {
+  let message: string;
+  let code = 1;
+  if (err instanceof UsageError) {
+    message = `${err.message}\nUsage: keygate ${cmd.usage}`;
+    code = 2;
+  } else if (err instanceof KeygateError) {
+    message = `${err.message} (${err.code})`;
+    const details = err.extra.errors as Array<{ path: string; message: string }> | undefined;
+    if (details?.length) message += `\n${details.map((d) => `  ${d.path}: ${d.message}`).join('\n')}`;
+  } else if (err instanceof ConfigError || err instanceof StartupError) {
+    message = err.message;
+  } else {
+    message = `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+  }
+  if (json && err instanceof KeygateError) {
+    io.stderr.write(`${JSON.stringify({ error: { code: err.code, message: err.message, ...err.extra } })}\n`);
+  } else {
+    io.stderr.write(`keygate ${cmd.name}: ${message}\n`);
+  }
+  return code;
+}
+
+if (import.meta.main) {
+  const code = await runCli(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+  });
+  // Long-running commands (serve, dev) return undefined-free only after shutdown.
+  process.exitCode = code;
+}

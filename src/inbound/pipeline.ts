@@ -1,0 +1,415 @@
+/**
+ * The inbound hot path, top to bottom (DESIGN.md "Inbound API"):
+ *
+ *   request target -> signature headers (timestamp window, nonce format) -> body, hashed as it
+ *   streams (413 past the limit) -> partner key (unknown / revoked) -> signature (either live
+ *   secret) -> nonce (replay) -> rate limit (429) -> route (404 / 403) -> forward -> answer,
+ *   then one audit row for the call, whatever happened.
+ *
+ * Each step is a named function below that either returns what the next step needs or throws a
+ * KeygateError; `handleInboundCall` turns a throw into the problem+json answer. The `InboundCall`
+ * record collects what the audit row needs as the steps go.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  ERROR_HEADER,
+  type ErrorCode,
+  isKeygateError,
+  KeygateError,
+  PROBLEM_CONTENT_TYPE,
+  toProblem,
+} from '../errors.ts';
+import { type HttpClient, type UpstreamResponse, withoutHopByHop } from '../http-client.ts';
+import { newId } from '../ids.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { toDbTime } from '../storage/db.ts';
+import type { AuditOutcome, NewAuditLogRow } from '../storage/schema.ts';
+import type { AuditWriter } from './audit/index.ts';
+import { capBody, redactHeaders } from './audit/redact.ts';
+import type { PartnerKeyForGateway } from './key-cache.ts';
+import type { LkgCache } from './lkg-cache.ts';
+import { type RateLimitDecision, type RateLimiter, rateLimitHeaders } from './ratelimit/index.ts';
+import type { ReplayGuard } from './replay-guard.ts';
+import { type InboundRoute, type RouteTable, selectRoute } from './routes.ts';
+import { canonicalString, SIGNATURE_HEADERS, splitRequestTarget } from './signature/canonical.ts';
+import {
+  assertContentLengthWithinLimit,
+  type HashedBody,
+  hashBodyWithLimit,
+  parseSignatureHeaders,
+  type SignatureHeaders,
+  verifyPartnerSignature,
+} from './signature/verify.ts';
+
+export interface InboundSettings {
+  clockSkewSeconds: number;
+  maxBodyBytes: number;
+  auditBodyCapBytes: number;
+}
+
+export interface InboundDeps {
+  keys: LkgCache<PartnerKeyForGateway>;
+  routes: LkgCache<RouteTable>;
+  replay: ReplayGuard;
+  limiter: RateLimiter;
+  http: HttpClient;
+  audit: AuditWriter;
+  logger: Logger;
+  metrics: Metrics;
+  settings: InboundSettings;
+}
+
+/** One partner call as it moves through the steps: what the answer and the audit row are built from. */
+interface InboundCall {
+  requestId: string;
+  startedAt: number;
+  clientIp: string | null;
+  method: string;
+  /** The request target as sent: path and query, not decoded. */
+  target: string;
+  path: string;
+  rawQuery: string;
+  key?: PartnerKeyForGateway;
+  secretVersion?: number;
+  requestBody?: Buffer;
+  /** The body was refused for its size and never read past the limit. */
+  requestBodyRefused?: boolean;
+  rateLimit?: RateLimitDecision;
+  route?: InboundRoute;
+  answer?: {
+    status: number;
+    headers: Record<string, string | string[]>;
+    body: Buffer;
+    outcome: AuditOutcome;
+  };
+}
+
+/** Partner credentials: verified here, never forwarded. */
+const PARTNER_AUTH_HEADERS = Object.values(SIGNATURE_HEADERS).map((h) => h.toLowerCase());
+/** Set by the gateway for the internal service; a partner cannot supply them. */
+const GATEWAY_HEADERS = ['x-request-id', 'x-partner-key-id'];
+const STRIPPED_REQUEST_HEADERS = [...PARTNER_AUTH_HEADERS, ...GATEWAY_HEADERS];
+const MAX_AUDIT_PATH = 2048;
+
+export async function handleInboundCall(
+  deps: InboundDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const call = beginCall(req);
+  try {
+    checkRequestTarget(call);
+    const auth = readSignatureHeaders(deps, req);
+    const body = await readSignedBody(deps, req, call);
+    const key = await findPartnerKey(deps, auth.keyId, call);
+    call.secretVersion = verifySignature(call, auth, key, body);
+    await claimNonce(deps, key, auth);
+    await spendRateLimit(deps, key, call);
+    call.route = await findRoute(deps, key, call.path);
+    const upstream = await forwardToUpstream(deps, call, call.route, key, req, body);
+    answerFromUpstream(res, call, upstream);
+  } catch (err) {
+    await answerWithProblem(deps, req, res, call, err);
+  } finally {
+    recordCall(deps, req, call);
+  }
+}
+
+// ---- the steps ----------------------------------------------------------------------------
+
+function beginCall(req: IncomingMessage): InboundCall {
+  const target = req.url ?? '/';
+  const { path, rawQuery } = splitRequestTarget(target);
+  const ip = req.socket.remoteAddress;
+  return {
+    // Always our own id: it is the audit row's key, so a partner must not be able to choose it.
+    requestId: newId('req'),
+    startedAt: performance.now(),
+    clientIp: ip ? ip.replace(/^::ffff:/, '') : null,
+    method: req.method ?? 'GET',
+    target,
+    path,
+    rawQuery,
+  };
+}
+
+/**
+ * Only origin-form targets (`/path?query`), and no dot segments, even percent-encoded: the path
+ * goes upstream unchanged, and an upstream that normalised `/orders/../admin` would otherwise
+ * serve a path no route allowed.
+ */
+function checkRequestTarget(call: InboundCall): void {
+  if (!call.target.startsWith('/')) {
+    throw new KeygateError('KG_BAD_REQUEST', 'the request target must be a path starting with /');
+  }
+  const loose = call.path.replace(/%2e/gi, '.').replace(/%2f/gi, '/').replace(/%5c/gi, '\\');
+  if (loose.split(/[/\\]/).some((segment) => segment === '.' || segment === '..')) {
+    throw new KeygateError('KG_BAD_REQUEST', 'the path must not contain "." or ".." segments');
+  }
+}
+
+function readSignatureHeaders(deps: InboundDeps, req: IncomingMessage): SignatureHeaders {
+  return parseSignatureHeaders(req.headers, {
+    rawHeaders: req.rawHeaders,
+    nowSeconds: Math.floor(Date.now() / 1000),
+    timestampWindowSeconds: deps.settings.clockSkewSeconds,
+  });
+}
+
+/** Hashes the body as it arrives; refuses it (413) before holding more than the limit. */
+async function readSignedBody(
+  deps: InboundDeps,
+  req: IncomingMessage,
+  call: InboundCall,
+): Promise<HashedBody> {
+  try {
+    assertContentLengthWithinLimit(req.headers['content-length'], deps.settings.maxBodyBytes);
+    const body = await hashBodyWithLimit(req, deps.settings.maxBodyBytes);
+    call.requestBody = body.body;
+    return body;
+  } catch (err) {
+    if (isKeygateError(err) && err.code === 'KG_PAYLOAD_TOO_LARGE') call.requestBodyRefused = true;
+    // The partner went away mid-body: its problem, not the gateway's.
+    if (!isKeygateError(err) && (req.destroyed || !req.complete)) {
+      throw new KeygateError('KG_BAD_REQUEST', 'the request body was cut off', {}, { cause: err });
+    }
+    throw err;
+  }
+}
+
+async function findPartnerKey(
+  deps: InboundDeps,
+  keyId: string,
+  call: InboundCall,
+): Promise<PartnerKeyForGateway> {
+  const key = await deps.keys.get(keyId);
+  if (!key) throw new KeygateError('KG_KEY_UNKNOWN', 'X-Api-Key names no partner key');
+  call.key = key;
+  if (key.status === 'revoked') throw new KeygateError('KG_KEY_REVOKED', 'this partner key was revoked');
+  return key;
+}
+
+/** Returns the version of the secret that matched (either of two during a rotation). */
+function verifySignature(
+  call: InboundCall,
+  auth: SignatureHeaders,
+  key: PartnerKeyForGateway,
+  body: HashedBody,
+): number {
+  const canonical = canonicalString({
+    method: call.method,
+    path: call.path,
+    rawQuery: call.rawQuery,
+    keyId: auth.keyId,
+    timestamp: auth.timestamp,
+    nonce: auth.nonce,
+    bodySha256Hex: body.sha256Hex,
+  });
+  return verifyPartnerSignature({ canonical, signatureHex: auth.signatureHex, secrets: key.secrets })
+    .matchedVersion;
+}
+
+async function claimNonce(
+  deps: InboundDeps,
+  key: PartnerKeyForGateway,
+  auth: SignatureHeaders,
+): Promise<void> {
+  if (!(await deps.replay.claim(key.keyId, auth.nonce))) {
+    throw new KeygateError('KG_NONCE_REPLAYED', 'this nonce was already used with this key');
+  }
+}
+
+/** Spends one request of the key's quota; the decision goes on every answer from here on. */
+async function spendRateLimit(
+  deps: InboundDeps,
+  key: PartnerKeyForGateway,
+  call: InboundCall,
+): Promise<void> {
+  const decision = await deps.limiter.decide(key.keyId, key.policy);
+  call.rateLimit = decision;
+  if (!decision.allowed) {
+    const wait = decision.retryAfterSeconds ?? decision.resetSeconds;
+    throw new KeygateError('KG_RATE_LIMITED', `the rate limit of this key is exhausted; retry in ${wait} s`);
+  }
+}
+
+async function findRoute(deps: InboundDeps, key: PartnerKeyForGateway, path: string): Promise<InboundRoute> {
+  return selectRoute(await deps.routes.get(key.tenantId), path, key.keyId);
+}
+
+/** Path and query unchanged; partner credentials and hop-by-hop headers dropped; ours added. */
+async function forwardToUpstream(
+  deps: InboundDeps,
+  call: InboundCall,
+  route: InboundRoute,
+  key: PartnerKeyForGateway,
+  req: IncomingMessage,
+  body: HashedBody,
+): Promise<UpstreamResponse> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(withoutHopByHop(req.headers, STRIPPED_REQUEST_HEADERS))) {
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  headers['x-request-id'] = call.requestId;
+  headers['x-partner-key-id'] = key.keyId;
+  const declaresBody =
+    req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  return deps.http.send({
+    method: call.method,
+    url: route.upstream + call.target,
+    headers,
+    body: body.size > 0 || declaresBody ? body.body : undefined,
+    timeoutMs: route.timeoutMs,
+  });
+}
+
+function answerFromUpstream(res: ServerResponse, call: InboundCall, upstream: UpstreamResponse): void {
+  const headers: Record<string, string | string[]> = withoutHopByHop(upstream.headers);
+  const declaredLength = upstream.headers['content-length'];
+  headers['content-length'] =
+    call.method === 'HEAD' && typeof declaredLength === 'string'
+      ? declaredLength
+      : String(upstream.body.length);
+  Object.assign(headers, call.rateLimit ? rateLimitHeaders(call.rateLimit) : {});
+  headers['x-request-id'] = call.requestId;
+  res.writeHead(upstream.status, headers);
+  res.end(upstream.body);
+  call.answer = { status: upstream.status, headers, body: upstream.body, outcome: 'ok' };
+}
+
+/**
+ * problem+json with `Keygate-Error`. Once the key is known, the rate-limit headers come too: from
+ * this call's decision, or, for a call refused before it spent anything, a look at the quota
+ * (cost 0) that spends nothing.
+ */
+async function answerWithProblem(
+  deps: InboundDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  call: InboundCall,
+  err: unknown,
+): Promise<void> {
+  const problem = toProblem(err, call.requestId);
+  if (!isKeygateError(err)) {
+    deps.logger.error({ requestId: call.requestId, err }, 'inbound call failed unexpectedly');
+  }
+  if (!call.rateLimit && call.key?.status === 'active' && problem.code !== 'KG_RATE_LIMITER_UNAVAILABLE') {
+    call.rateLimit = await deps.limiter.decide(call.key.keyId, call.key.policy, 0).catch(() => undefined);
+  }
+  const body = Buffer.from(JSON.stringify(problem));
+  const headers: Record<string, string> = {
+    ...(call.rateLimit ? rateLimitHeaders(call.rateLimit) : {}),
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': String(body.length),
+    [ERROR_HEADER]: problem.code,
+    'x-request-id': call.requestId,
+  };
+  // A body left unread (refused early, or too large) is not drained: the connection goes instead.
+  if (!req.complete) headers.connection = 'close';
+  try {
+    if (res.headersSent) throw new Error('answer already started');
+    res.writeHead(problem.status, headers);
+    res.end(body);
+  } catch {
+    res.destroy();
+  }
+  call.answer = { status: problem.status, headers, body, outcome: outcomeOf(problem.code) };
+}
+
+/** The audit row (queued, written off the request path), the metrics and the debug line. */
+function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall): void {
+  const latencyMs = performance.now() - call.startedAt;
+  const answer = call.answer ?? {
+    status: 500,
+    headers: {},
+    body: Buffer.alloc(0),
+    outcome: 'error' as const,
+  };
+  const cap = deps.settings.auditBodyCapBytes;
+  const requestBody = call.requestBody ? capBody(call.requestBody, cap) : { text: '', truncated: false };
+  const responseBody = capBody(answer.body, cap);
+  const row: NewAuditLogRow = {
+    request_id: call.requestId,
+    tenant_id: call.key?.tenantId ?? null,
+    key_id: call.key?.keyId ?? null,
+    secret_version: call.secretVersion ?? null,
+    client_ip: call.clientIp,
+    method: call.method,
+    path: call.path.length > MAX_AUDIT_PATH ? call.path.slice(0, MAX_AUDIT_PATH) : call.path,
+    query: call.rawQuery,
+    request_headers: JSON.stringify(redactHeaders(req.headers)),
+    request_body: requestBody.text,
+    request_body_truncated: requestBody.truncated || call.requestBodyRefused ? 1 : 0,
+    response_status: answer.status,
+    response_headers: JSON.stringify(redactHeaders(answer.headers)),
+    response_body: responseBody.text,
+    response_body_truncated: responseBody.truncated ? 1 : 0,
+    latency_ms: Math.round(latencyMs),
+    outcome: answer.outcome,
+    created_at: toDbTime(),
+  };
+  deps.audit.write(row);
+
+  const labels = { listener: 'inbound', provider: call.route?.prefix ?? '-', status: String(answer.status) };
+  deps.metrics.requests.inc(labels);
+  deps.metrics.requestDuration.observe(labels, latencyMs / 1000);
+  if (answer.status >= 500) {
+    deps.logger.warn(
+      {
+        requestId: call.requestId,
+        keyId: call.key?.keyId,
+        status: answer.status,
+        outcome: answer.outcome,
+        code: errorCodeOf(answer),
+      },
+      'inbound call failed',
+    );
+  } else if (deps.logger.isLevelEnabled('debug')) {
+    deps.logger.debug(
+      {
+        requestId: call.requestId,
+        keyId: call.key?.keyId,
+        method: call.method,
+        path: call.path,
+        status: answer.status,
+        outcome: answer.outcome,
+        code: errorCodeOf(answer),
+        secretVersion: call.secretVersion,
+        ms: Math.round(latencyMs * 10) / 10,
+      },
+      'inbound call',
+    );
+  }
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+const OUTCOMES: Partial<Record<ErrorCode, AuditOutcome>> = {
+  KG_BAD_REQUEST: 'bad_request',
+  KG_AUTH_HEADER_MISSING: 'bad_request',
+  KG_AUTH_HEADER_DUPLICATED: 'bad_request',
+  KG_TIMESTAMP_INVALID: 'bad_request',
+  KG_NONCE_INVALID: 'bad_request',
+  KG_QUERY_MALFORMED: 'bad_request',
+  KG_TIMESTAMP_STALE: 'bad_signature',
+  KG_SIGNATURE_MISMATCH: 'bad_signature',
+  KG_NONCE_REPLAYED: 'replayed',
+  KG_KEY_UNKNOWN: 'unknown_key',
+  KG_KEY_REVOKED: 'revoked_key',
+  KG_ROUTE_FORBIDDEN: 'forbidden',
+  KG_ROUTE_NOT_FOUND: 'not_found',
+  KG_PAYLOAD_TOO_LARGE: 'too_large',
+  KG_RATE_LIMITED: 'rate_limited',
+  KG_UPSTREAM_UNREACHABLE: 'upstream_error',
+  KG_UPSTREAM_TIMEOUT: 'upstream_error',
+};
+
+function outcomeOf(code: ErrorCode): AuditOutcome {
+  return OUTCOMES[code] ?? 'error';
+}
+
+function errorCodeOf(answer: { headers: Record<string, string | string[]> }): string | undefined {
+  const code = answer.headers[ERROR_HEADER];
+  return typeof code === 'string' ? code : undefined;
+}

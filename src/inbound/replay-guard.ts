@@ -1,0 +1,93 @@
+/**
+ * Replay protection on the hot path: the shared Redis nonce store, with the in-process store
+ * standing in while Redis is unreachable (the key's rate-limit policy then decides whether the
+ * request goes on; `fail-closed` keys are refused by the limiter right after). During an outage a
+ * nonce is only known to the node that saw it; for one nonce lifetime after Redis returns, nonces
+ * are checked against that node's memory too, so a request admitted during the outage cannot be
+ * replayed through Redis afterwards.
+ */
+import { isKeygateError } from '../errors.ts';
+import type { NonceStore } from './nonce/nonce-store.ts';
+
+export interface ReplayGuard {
+  /** True on a nonce's first use for the key, false for a replay. */
+  claim(keyId: string, nonce: string): Promise<boolean>;
+}
+
+export interface ReplayGuardOptions {
+  /** The shared store; without one, `local` is the store. */
+  redis?: NonceStore;
+  local: NonceStore;
+  ttlSeconds: number;
+  /** How long a claim may wait for Redis before the local store answers. */
+  timeoutMs?: number;
+  /** After a failure Redis is left alone this long, then probed by one request. */
+  retryRedisAfterMs?: number;
+  logger?: { warn(details: object, message: string): void; info(details: object, message: string): void };
+  now?: () => number;
+}
+
+export function createReplayGuard({
+  redis,
+  local,
+  ttlSeconds,
+  timeoutMs = 200,
+  retryRedisAfterMs = 1000,
+  logger,
+  now = Date.now,
+}: ReplayGuardOptions): ReplayGuard {
+  if (!redis) return { claim: (keyId, nonce) => local.claim(keyId, nonce, ttlSeconds) };
+  const shared = redis;
+  let redisDownSince: number | undefined;
+  let probeInFlight = false;
+  /** Until then, nonces claimed locally during an outage may still come back. */
+  let checkLocalUntil = 0;
+
+  const claimLocally = (keyId: string, nonce: string) => {
+    checkLocalUntil = now() + ttlSeconds * 1000;
+    return local.claim(keyId, nonce, ttlSeconds);
+  };
+
+  return {
+    async claim(keyId, nonce) {
+      let probing = false;
+      if (redisDownSince !== undefined) {
+        if (probeInFlight || now() - redisDownSince < retryRedisAfterMs) return claimLocally(keyId, nonce);
+        probeInFlight = probing = true;
+      }
+      try {
+        const first = await withTimeout(shared.claim(keyId, nonce, ttlSeconds), timeoutMs);
+        if (redisDownSince !== undefined) {
+          logger?.info({ downForMs: now() - redisDownSince }, 'nonce store: Redis reachable again');
+          redisDownSince = undefined;
+        }
+        if (first && now() < checkLocalUntil) {
+          // A full local store must not refuse requests once Redis is back: Redis has the nonce now.
+          return local.claim(keyId, nonce, ttlSeconds).catch(() => true);
+        }
+        return first;
+      } catch (err) {
+        if (isKeygateError(err)) throw err;
+        if (redisDownSince === undefined) {
+          logger?.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'nonce store: Redis unreachable; nonces are checked in process until it is back',
+          );
+        }
+        redisDownSince = now();
+        return claimLocally(keyId, nonce);
+      } finally {
+        if (probing) probeInFlight = false;
+      }
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  promise.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer in ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

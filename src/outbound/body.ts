@@ -1,0 +1,88 @@
+/**
+ * The caller's body as signing code sees it: a JSON object, form fields, raw text, or nothing;
+ * and back to bytes for the upstream.
+ */
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { KeygateError } from '../errors.ts';
+import type { BodyValue } from '../sandbox/index.ts';
+
+export type { BodyValue };
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i;
+const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
+
+/** Undoes a request or response content-encoding; unknown encodings are refused. */
+export function decodeContentEncoding(bytes: Buffer, encoding: string | undefined, what: string): Buffer {
+  const enc = (encoding ?? '').trim().toLowerCase();
+  try {
+    if (enc === '' || enc === 'identity') return bytes;
+    if (enc === 'gzip' || enc === 'x-gzip') return gunzipSync(bytes);
+    if (enc === 'deflate') return inflateSync(bytes);
+    if (enc === 'br') return brotliDecompressSync(bytes);
+  } catch {
+    throw new KeygateError('KG_BAD_REQUEST', `${what} body is not valid ${enc}`);
+  }
+  throw new KeygateError('KG_BAD_REQUEST', `${what} content-encoding ${enc} is not supported`);
+}
+
+export function parseRequestBody(bytes: Buffer, contentType: string | undefined): BodyValue {
+  if (bytes.length === 0) return { kind: 'none' };
+  const text = bytes.toString('utf8');
+  if (contentType && JSON_TYPE.test(contentType)) {
+    try {
+      return { kind: 'json', value: JSON.parse(text) };
+    } catch (err) {
+      throw new KeygateError('KG_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (contentType && FORM_TYPE.test(contentType)) {
+    return { kind: 'form', fields: [...new URLSearchParams(text)] };
+  }
+  return { kind: 'raw', text };
+}
+
+/** Bytes and content type to send upstream; `undefined` body for kind none. */
+export function serializeBody(
+  body: BodyValue,
+  originalContentType: string | undefined,
+): { bytes: Buffer | undefined; contentType: string | undefined } {
+  switch (body.kind) {
+    case 'none':
+      return { bytes: undefined, contentType: undefined };
+    case 'json':
+      return {
+        bytes: Buffer.from(JSON.stringify(body.value)),
+        contentType:
+          originalContentType && JSON_TYPE.test(originalContentType)
+            ? originalContentType
+            : 'application/json',
+      };
+    case 'form':
+      return {
+        bytes: Buffer.from(new URLSearchParams(body.fields).toString()),
+        contentType: 'application/x-www-form-urlencoded',
+      };
+    case 'raw':
+      return { bytes: Buffer.from(body.text), contentType: originalContentType };
+    default:
+      throw new KeygateError('KG_INTERNAL', 'unknown body kind');
+  }
+}
+
+/** The entries `buildSignStr` and `simple` mode see: a JSON object's members, or form fields. */
+export function bodyFields(body: BodyValue): Array<[string, unknown]> | undefined {
+  if (body.kind === 'form') return body.fields;
+  if (
+    body.kind === 'json' &&
+    body.value !== null &&
+    typeof body.value === 'object' &&
+    !Array.isArray(body.value)
+  ) {
+    return Object.entries(body.value as Record<string, unknown>);
+  }
+  return undefined;
+}
+
+export function isJsonContentType(contentType: string | undefined): boolean {
+  return !!contentType && JSON_TYPE.test(contentType);
+}

@@ -1,0 +1,348 @@
+/**
+ * The outbound proxy, top to bottom:
+ *   authenticate service -> find provider -> load secrets -> read the caller's request ->
+ *   sign (simple | token | script) -> egress check -> forward -> response hook -> mask -> answer.
+ * `prepareSignedRequest` is shared with the script dry-run, so both sign exactly alike.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { KeygateError } from '../errors.ts';
+import {
+  type HttpClient,
+  type UpstreamRequest,
+  type UpstreamResponse,
+  withoutHopByHop,
+} from '../http-client.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { RequestScriptResult, ScriptHost } from '../sandbox/index.ts';
+import type { ProviderSecrets, SecretStore } from '../secrets/secret-store.ts';
+import { PROVIDER_NAME } from '../services/provider-config.ts';
+import { decodeContentEncoding, isJsonContentType, parseRequestBody, serializeBody } from './body.ts';
+import type { LoadedProvider, ProviderRegistry } from './provider-registry.ts';
+import { parseQuery, samePairs, serializeQuery } from './query.ts';
+import type { ServiceAuthenticator } from './service-auth.ts';
+import { applyTokenEffects, signWithScript } from './signing/script.ts';
+import { signSimple } from './signing/simple.ts';
+import { signWithToken } from './signing/token.ts';
+import type { OutgoingRequest } from './signing/types.ts';
+import type { TokenCache } from './token-cache/index.ts';
+
+export interface OutboundDeps {
+  authenticateService: ServiceAuthenticator;
+  providers: ProviderRegistry;
+  secrets: SecretStore;
+  tokens: TokenCache;
+  http: HttpClient;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** The caller's request as the listener read it. */
+export interface IncomingCall {
+  requestId: string;
+  method: string;
+  /** Path and query after `/v1/proxy/<provider>`, e.g. `/orders/1?x=2`. */
+  upstreamPathAndQuery: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface ProxyAnswer {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+}
+
+/** Headers the caller may not pass through to a provider. */
+const CALLER_ONLY_HEADERS = [
+  'authorization',
+  'cookie',
+  'accept-encoding',
+  'content-encoding',
+  'x-request-id',
+];
+/** Headers of the upstream answer that keygate recomputes. */
+const RECOMPUTED_RESPONSE_HEADERS = ['content-encoding', 'content-length'];
+
+export async function proxyRequest(
+  deps: OutboundDeps,
+  providerName: string,
+  call: IncomingCall,
+): Promise<ProxyAnswer> {
+  const { tenantId } = await deps.authenticateService(firstHeader(call.headers.authorization));
+  const provider = await deps.providers.get(tenantId, providerName);
+  const secrets = await deps.secrets.loadProviderSecrets(tenantId, provider.name);
+  const prepared = await prepareSignedRequest(deps, provider, secrets, call, { applyTokenEffects: true });
+  const upstream = await deps.http.send(prepared.wire);
+  return answerFromUpstream(deps, provider, secrets, upstream, call.requestId, prepared.sentToken);
+}
+
+export interface PreparedRequest {
+  wire: UpstreamRequest;
+  script: RequestScriptResult | undefined;
+  /** The access token `token` mode sent, so a 401 drops exactly that one. */
+  sentToken: string | undefined;
+}
+
+/** Steps shared by the proxy and the dry-run: parse, sign, build the wire request, check egress. */
+export async function prepareSignedRequest(
+  deps: Pick<OutboundDeps, 'tokens' | 'http' | 'metrics'>,
+  provider: LoadedProvider,
+  secrets: ProviderSecrets,
+  call: IncomingCall,
+  opts: { applyTokenEffects: boolean },
+): Promise<PreparedRequest> {
+  const { path, rawQuery } = splitPathAndQuery(call.upstreamPathAndQuery);
+  const contentType = firstHeader(call.headers['content-type']);
+  const bodyBytes = decodeContentEncoding(
+    call.body,
+    firstHeader(call.headers['content-encoding']),
+    'request',
+  );
+  const originalQuery = parseQuery(rawQuery);
+  const req: OutgoingRequest = {
+    method: call.method.toUpperCase(),
+    uri: path,
+    headers: forwardableRequestHeaders(call.headers),
+    query: originalQuery.map(([k, v]) => [k, v]),
+    body: parseRequestBody(bodyBytes, contentType),
+  };
+  const bodyKindBefore = req.body.kind;
+  const { config } = provider;
+  let script: RequestScriptResult | undefined;
+  let sentToken: string | undefined;
+  const nowMs = Date.now();
+  switch (config.mode) {
+    case 'simple':
+      signSimple(req, provider.name, secrets, nowMs);
+      break;
+    case 'token':
+      sentToken = await signWithToken(
+        req,
+        { tenantId: provider.tenantId, config, secrets, nowMs },
+        {
+          http: deps.http,
+          tokens: deps.tokens,
+          onTokenFetch: (outcome) => deps.metrics.tokenFetches.inc({ provider: provider.name, outcome }),
+        },
+      );
+      break;
+    case 'script': {
+      const host = scriptHost(deps.http, provider, secrets);
+      const tokens = opts.applyTokenEffects ? deps.tokens : readOnlyTokens(deps.tokens);
+      script = await timedScript(deps.metrics, provider, 'request', () =>
+        signWithScript(req, provider, host, tokens),
+      );
+      break;
+    }
+  }
+
+  const url = absoluteUrl(req.uri, config.prefixUrl);
+  assertEgressAllowed(provider, url);
+  const query = samePairs(req.query, originalQuery) ? rawQuery : serializeQuery(req.query);
+  if (query) url.search = url.search ? `${url.search}&${query}` : `?${query}`;
+  const serialized =
+    req.body.kind === bodyKindBefore && req.body.kind === 'none'
+      ? { bytes: undefined, contentType: undefined }
+      : serializeBody(req.body, contentType);
+  const headers: Record<string, string> = { ...req.headers, 'x-request-id': call.requestId };
+  if (serialized.contentType) headers['content-type'] = serialized.contentType;
+  else if (!serialized.bytes) delete headers['content-type'];
+  return {
+    wire: {
+      method: req.method,
+      url: url.toString(),
+      headers,
+      body: serialized.bytes,
+      timeoutMs: config.timeoutMs,
+    },
+    script,
+    sentToken,
+  };
+}
+
+/** Response hook, token drop on 401, secret masking; the caller gets the upstream's status. */
+async function answerFromUpstream(
+  deps: OutboundDeps,
+  provider: LoadedProvider,
+  secrets: ProviderSecrets,
+  upstream: UpstreamResponse,
+  requestId: string,
+  sentToken: string | undefined,
+): Promise<ProxyAnswer> {
+  const contentEncoding = firstHeader(upstream.headers['content-encoding']);
+  let body = decodeContentEncoding(upstream.body, contentEncoding, 'upstream response');
+  const headers = withoutHopByHop(upstream.headers, RECOMPUTED_RESPONSE_HEADERS);
+
+  if (sentToken && upstream.status === 401) {
+    // Only the token we sent: another node may already have fetched a new one.
+    await deps.tokens.delete(provider.tenantId, provider.name, sentToken);
+  }
+  if (provider.response) {
+    const rawBody = body.toString('utf8');
+    const json = isJsonContentType(firstHeader(headers['content-type'])) ? tryParseJson(rawBody) : null;
+    const result = await timedScript(deps.metrics, provider, 'response', () =>
+      provider.response!.runResponse(
+        { status: upstream.status, headers: flattenHeaders(headers), rawBody, json },
+        { ...scriptHost(deps.http, provider, secrets), token: null },
+      ),
+    );
+    await applyTokenEffects(result.effects, provider, deps.tokens);
+    if (result.changed) body = Buffer.from(JSON.stringify(result.body));
+  }
+
+  const mask = maskerFor(secrets);
+  const maskedHeaders: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    maskedHeaders[name] = Array.isArray(value) ? value.map(mask) : mask(value);
+  }
+  maskedHeaders['x-request-id'] = requestId;
+  return {
+    status: upstream.status,
+    headers: maskedHeaders,
+    body: Buffer.from(mask(body.toString('latin1')), 'latin1'),
+  };
+}
+
+/** The built-ins' view of the world; `http_post_json` goes through the egress check. */
+export function scriptHost(
+  http: HttpClient,
+  provider: LoadedProvider,
+  secrets: ProviderSecrets,
+): Omit<ScriptHost, 'token'> {
+  return {
+    secrets: secrets.values,
+    sensitiveValues: sensitiveValuesOf(secrets),
+    prefixUrl: provider.config.prefixUrl,
+    tokenUrl: provider.config.tokenUrl ?? '',
+    async httpPostJson(url, body, headers) {
+      const target = absoluteUrl(url, provider.config.prefixUrl);
+      assertEgressAllowed(provider, target, 'http_post_json');
+      const res = await http.send({
+        method: 'POST',
+        url: target.toString(),
+        headers: { 'content-type': 'application/json', accept: 'application/json', ...lowerKeys(headers) },
+        body: Buffer.from(JSON.stringify(body ?? null)),
+        timeoutMs: provider.config.timeoutMs,
+      });
+      return res.body.toString('utf8');
+    },
+  };
+}
+
+export function assertEgressAllowed(provider: LoadedProvider, url: URL, what = 'request'): void {
+  if (
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    !provider.egress.has(url.host.toLowerCase())
+  ) {
+    throw new KeygateError(
+      'KG_EGRESS_DENIED',
+      `${what} to ${url.protocol}//${url.host} is not allowed for provider ${provider.name}; add the host to allowedHosts`,
+    );
+  }
+}
+
+/** `/<provider>/<path>` of a proxy URL; the path is kept exactly as sent (not decoded). */
+export function parseProxyTarget(
+  pathAndQuery: string,
+): { provider: string; upstreamPathAndQuery: string } | undefined {
+  const m = /^\/v1\/proxy\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/.exec(pathAndQuery);
+  if (!m) return undefined;
+  return { provider: m[1]!, upstreamPathAndQuery: `${m[2] ?? '/'}${m[3] ?? ''}` };
+}
+
+export function isValidProviderName(name: string): boolean {
+  return PROVIDER_NAME.test(name);
+}
+
+function splitPathAndQuery(s: string): { path: string; rawQuery: string } {
+  const q = s.indexOf('?');
+  return q < 0 ? { path: s, rawQuery: '' } : { path: s.slice(0, q), rawQuery: s.slice(q + 1) };
+}
+
+function absoluteUrl(uri: string, prefixUrl: string): URL {
+  try {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(uri)) return new URL(uri);
+    return new URL(prefixUrl.replace(/\/+$/, '') + (uri.startsWith('/') ? uri : `/${uri}`));
+  } catch {
+    throw new KeygateError('KG_SCRIPT_ERROR', `the request URI is not a valid URL`);
+  }
+}
+
+function forwardableRequestHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(withoutHopByHop(headers, CALLER_ONLY_HEADERS))) {
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+function flattenHeaders(headers: Record<string, string | string[]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = String(v);
+  return out;
+}
+
+export function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function tryParseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The secret store hands out one frozen object per load, so this is computed once per load. */
+const sensitiveValues = new WeakMap<ProviderSecrets, string[]>();
+
+export function sensitiveValuesOf(secrets: ProviderSecrets): string[] {
+  let values = sensitiveValues.get(secrets);
+  if (!values) {
+    values = Object.entries(secrets.values)
+      .filter(([name]) => secrets.sensitive.has(name))
+      .map(([, v]) => v);
+    sensitiveValues.set(secrets, values);
+  }
+  return values;
+}
+
+export const maskerFor = (secrets: ProviderSecrets): ((s: string) => string) => secrets.mask;
+
+async function timedScript<T extends { durationUs: number }>(
+  metrics: Metrics,
+  provider: LoadedProvider,
+  kind: 'request' | 'response',
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    const result = await run();
+    metrics.scriptDuration.observe({ provider: provider.name, kind }, result.durationUs / 1e6);
+    return result;
+  } catch (err) {
+    if (err instanceof KeygateError) metrics.scriptErrors.inc({ provider: provider.name, code: err.code });
+    throw err;
+  }
+}
+
+/** Token cache view for dry-runs: reads the real cache, never changes it. */
+function readOnlyTokens(tokens: TokenCache): TokenCache {
+  return {
+    get: (t, p) => tokens.get(t, p),
+    set: async () => {},
+    delete: async () => {},
+    getOrFetch: async (_t, _p, fetch) => {
+      const r = await fetch();
+      return { token: r.token, expiresAtMs: null };
+    },
+    close: async () => {},
+  };
+}

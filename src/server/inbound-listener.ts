@@ -1,0 +1,100 @@
+/**
+ * The inbound listener (default :8082): partner routes, verified, limited, forwarded and audited
+ * by `inbound/pipeline.ts`. Mounts nothing of the outbound proxy or the admin API. Redis backs the
+ * nonce store and the limiter when it is configured, in-process twins otherwise.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createAuditWriter } from '../inbound/audit/index.ts';
+import { createPartnerKeyCache } from '../inbound/key-cache.ts';
+import {
+  createMemoryNonceStore,
+  createRedisNonceStore,
+  nonceTtlSeconds,
+} from '../inbound/nonce/nonce-store.ts';
+import { handleInboundCall, type InboundDeps } from '../inbound/pipeline.ts';
+import {
+  createMemoryRateLimiter,
+  createRedisRateLimiter,
+  createResilientRateLimiter,
+  type RateLimiter,
+} from '../inbound/ratelimit/index.ts';
+import { createReplayGuard } from '../inbound/replay-guard.ts';
+import { createRouteCache } from '../inbound/routes.ts';
+import { partnerKeyChangeTopic } from '../services/partner-keys.ts';
+import { ROUTES_CHANGE_TOPIC } from '../services/routes.ts';
+import type { Services } from './create-services.ts';
+import { handleHealth } from './http.ts';
+
+export interface InboundHandlerOptions {
+  /** How long a cached partner key / route table counts as fresh; default 5 s. */
+  cacheTtlMs?: number;
+}
+
+export async function createInboundHandler(services: Services, opts: InboundHandlerOptions = {}) {
+  const { config, logger } = services;
+  // The hot path's own connection: with auto-pipelining, the nonce and limiter commands of all
+  // requests in flight share writes and reads instead of costing a round of syscalls each.
+  const redis = services.redis?.duplicate({ enableAutoPipelining: true });
+  redis?.on('error', () => {
+    // Reconnects on its own; the nonce store and the limiter fall back meanwhile.
+  });
+  const keys = createPartnerKeyCache({
+    db: services.db,
+    secrets: services.secrets,
+    ttlMs: opts.cacheTtlMs,
+    logger,
+  });
+  const routes = createRouteCache({ db: services.db, ttlMs: opts.cacheTtlMs, logger });
+  const keyTopicPrefix = partnerKeyChangeTopic('');
+  const unsubscribe = services.configEvents.subscribe((tenantId, topic) => {
+    if (topic === ROUTES_CHANGE_TOPIC) routes.invalidate(tenantId);
+    else if (topic.startsWith(keyTopicPrefix)) keys.invalidate(topic.slice(keyTopicPrefix.length));
+  });
+
+  const local = createMemoryRateLimiter();
+  const limiter: RateLimiter = redis
+    ? createResilientRateLimiter({ redis: createRedisRateLimiter(redis), local, logger })
+    : local;
+  const replay = createReplayGuard({
+    redis: redis ? createRedisNonceStore(redis) : undefined,
+    local: createMemoryNonceStore(),
+    ttlSeconds: nonceTtlSeconds(config.inbound.clockSkewSeconds),
+    logger,
+  });
+  const audit = createAuditWriter({
+    db: services.db,
+    spoolDir: config.inbound.spoolDir,
+    logger,
+  });
+
+  const deps: InboundDeps = {
+    keys,
+    routes,
+    replay,
+    limiter,
+    http: services.http,
+    audit,
+    logger,
+    metrics: services.metrics,
+    settings: {
+      clockSkewSeconds: config.inbound.clockSkewSeconds,
+      maxBodyBytes: config.inbound.maxBodyBytes,
+      auditBodyCapBytes: config.inbound.auditBodyCapBytes,
+    },
+  };
+
+  return {
+    handler: async (req: IncomingMessage, res: ServerResponse) => {
+      if (await handleHealth(req, res, services.checkReady)) return;
+      await handleInboundCall(deps, req, res);
+    },
+    /** Called after the listener stopped taking requests: every audit row reaches MySQL or the spool. */
+    close: async () => {
+      unsubscribe();
+      await audit.close();
+      await redis?.quit().catch(() => redis.disconnect());
+    },
+    /** For tests and the benchmark. */
+    audit,
+  };
+}

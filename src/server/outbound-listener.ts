@@ -1,0 +1,58 @@
+/** The outbound listener (default :8080): `/v1/proxy/<provider>/<path>` for internal services. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { KeygateError } from '../errors.ts';
+import { type OutboundDeps, parseProxyTarget, proxyRequest } from '../outbound/proxy.ts';
+import { handleHealth, readBodyWithLimit, requestIdOf, sendProblem } from './http.ts';
+
+export interface OutboundListenerDeps extends OutboundDeps {
+  maxBodyBytes: number;
+  checkReady: () => Promise<Record<string, boolean>>;
+}
+
+export function createOutboundHandler(deps: OutboundListenerDeps) {
+  return async function handleOutbound(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (await handleHealth(req, res, deps.checkReady)) return;
+    const requestId = requestIdOf(req);
+    const started = performance.now();
+    const target = parseProxyTarget(req.url ?? '/');
+    const providerLabel = target?.provider ?? '-';
+    let status: number;
+    try {
+      if (!target) throw new KeygateError('KG_NOT_FOUND', 'expected /v1/proxy/<provider>/<path>');
+      const body = await readBodyWithLimit(req, deps.maxBodyBytes);
+      const answer = await proxyRequest(deps, target.provider, {
+        requestId,
+        method: req.method ?? 'GET',
+        upstreamPathAndQuery: target.upstreamPathAndQuery,
+        headers: req.headers,
+        body,
+      });
+      answer.headers['content-length'] = String(answer.body.length);
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
+      status = answer.status;
+    } catch (err) {
+      status = sendProblem(res, err, requestId);
+      const code = err instanceof KeygateError ? err.code : 'KG_INTERNAL';
+      const log = status >= 500 ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger);
+      log(
+        {
+          requestId,
+          provider: providerLabel,
+          code,
+          detail: err instanceof KeygateError ? err.message : undefined,
+          err: err instanceof KeygateError ? undefined : err,
+        },
+        'outbound request failed',
+      );
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const labels = { listener: 'outbound', provider: providerLabel, status: String(status) };
+    deps.metrics.requests.inc(labels);
+    deps.metrics.requestDuration.observe(labels, seconds);
+    deps.logger.debug(
+      { requestId, provider: providerLabel, method: req.method, status, ms: seconds * 1000 },
+      'outbound request',
+    );
+  };
+}

@@ -1,0 +1,455 @@
+/**
+ * Partner keys of the inbound API: a key id, its rate-limit policy, and one or two live HMAC
+ * secrets. Secrets must be recoverable to verify signatures, so they are sealed (envelope
+ * encryption through the secret store), never hashed; a secret is returned once, when created.
+ */
+import { KeygateError } from '../errors.ts';
+import { newId, newToken } from '../ids.ts';
+import { type RateLimitPolicy, validateRateLimitPolicy } from '../inbound/ratelimit/policy.ts';
+import type { SecretStore } from '../secrets/secret-store.ts';
+import { type Db, type DbDialect, toDbTime } from '../storage/db.ts';
+import type { OnRedisDown, PartnerKey, RateLimitAlgorithm } from '../storage/schema.ts';
+import { type Actor, authorize } from './actor.ts';
+import { recordAdminAudit } from './admin-audit.ts';
+import type { ServiceContext } from './context.ts';
+import { resolveTenantId } from './tenants.ts';
+
+/** A key holds at most this many live secrets: the current one and, during a rotation, its successor. */
+export const MAX_LIVE_SECRETS = 2;
+
+export const DEFAULT_PARTNER_KEY_POLICY: RateLimitPolicy = {
+  algorithm: 'token-bucket',
+  rate: 10,
+  periodSeconds: 1,
+  burst: 20,
+  onRedisDown: 'local',
+};
+
+/** Key ids as `newId('pk')` makes them; anything else is unknown without asking the database. */
+export const PARTNER_KEY_ID = /^pk_[0-9a-hjkmnp-tv-z]{26}$/;
+
+/**
+ * Change notifications go over the config-change channel every node already listens to. The
+ * names cannot collide with provider names (those never contain a colon).
+ */
+export const partnerKeyChangeTopic = (keyId: string) => `inbound:partner-key:${keyId}`;
+
+/** The AAD a partner secret is sealed under: a sealed secret copied to another key or version fails to open. */
+export const partnerSecretAad = (keyId: string, version: number) => `partner-key-secret:${keyId}:${version}`;
+
+export interface PartnerKeyView {
+  keyId: string;
+  tenantId: string;
+  name: string;
+  status: 'active' | 'revoked';
+  policy: RateLimitPolicy;
+  /** Versions of the secrets that verify, oldest first. */
+  liveSecretVersions: number[];
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface CreatedPartnerKey extends PartnerKeyView {
+  /** Shown once; only its sealed form is stored. */
+  secret: string;
+  secretVersion: number;
+}
+
+export interface CreatePartnerKeyInput {
+  tenant: string;
+  name: string;
+  algorithm?: RateLimitAlgorithm;
+  rate?: number;
+  periodSeconds?: number;
+  burst?: number;
+  onRedisDown?: OnRedisDown;
+}
+
+/** `10/s`, `600/m`, `5/10s`, `1000/h`, `20000/d` -> requests per period. */
+export function parseRate(text: string): { rate: number; periodSeconds: number } {
+  const m = /^\s*(\d+)\s*\/\s*(\d*)\s*([smhd])\s*$/.exec(text);
+  const unit = m ? { s: 1, m: 60, h: 3600, d: 86_400 }[m[3] as 's' | 'm' | 'h' | 'd'] : 0;
+  const rate = Number(m?.[1]);
+  const periodSeconds = (m?.[2] ? Number(m[2]) : 1) * unit;
+  if (
+    !m ||
+    !Number.isSafeInteger(rate) ||
+    rate < 1 ||
+    !Number.isSafeInteger(periodSeconds) ||
+    periodSeconds < 1
+  ) {
+    throw new KeygateError(
+      'KG_VALIDATION_FAILED',
+      `rate ${JSON.stringify(text)} must look like 10/s, 600/m, 5/10s or 1000/h`,
+      {
+        errors: [{ path: 'rate', message: 'expected <requests>/<period>' }],
+      },
+    );
+  }
+  return { rate, periodSeconds };
+}
+
+export async function createPartnerKey(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: CreatePartnerKeyInput,
+): Promise<CreatedPartnerKey> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  requireKeyName(input.name);
+  const policy: RateLimitPolicy = {
+    algorithm: input.algorithm ?? DEFAULT_PARTNER_KEY_POLICY.algorithm,
+    rate: input.rate ?? DEFAULT_PARTNER_KEY_POLICY.rate,
+    periodSeconds: input.periodSeconds ?? DEFAULT_PARTNER_KEY_POLICY.periodSeconds,
+    burst: input.burst ?? DEFAULT_PARTNER_KEY_POLICY.burst,
+    onRedisDown: input.onRedisDown ?? DEFAULT_PARTNER_KEY_POLICY.onRedisDown,
+  };
+  checkPolicy(policy);
+  const keyId = newId('pk');
+  const secret = newPartnerSecret();
+  const sealed = await ctx.secrets.seal(partnerSecretAad(keyId, 1), secret);
+  const now = toDbTime();
+  const row: PartnerKey = {
+    id: keyId,
+    tenant_id: tenantId,
+    name: input.name,
+    algorithm: policy.algorithm,
+    rate: policy.rate,
+    period_seconds: policy.periodSeconds,
+    burst: policy.burst,
+    on_redis_down: policy.onRedisDown,
+    status: 'active',
+    created_at: now,
+    revoked_at: null,
+  };
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx.insertInto('partner_keys').values(row).execute();
+    await trx
+      .insertInto('partner_key_secrets')
+      .values({
+        id: newId('pks'),
+        key_id: keyId,
+        version: 1,
+        ciphertext: sealed.ciphertext,
+        wrapped_key: sealed.wrappedKey,
+        kms_key_id: sealed.kmsKeyId,
+        created_at: now,
+        retired_at: null,
+      })
+      .execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'partner-key.create',
+      targetType: 'partner_key',
+      targetId: keyId,
+      after: { ...auditView(row, [1]), secret: { version: 1, value: '****' } },
+    });
+  });
+  // A node may have cached "no such key" for this id (a partner trying it early).
+  await announceKeyChange(ctx, tenantId, keyId);
+  return { ...toView(row, [1]), secret, secretVersion: 1 };
+}
+
+/** Adds a second live secret; both verify until one is retired. The new secret is returned once. */
+export async function rotatePartnerKey(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string; keyId: string },
+): Promise<CreatedPartnerKey> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  const secret = newPartnerSecret();
+  const view = await ctx.db.transaction().execute(async (trx) => {
+    const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
+    if (key.status === 'revoked') throw new KeygateError('KG_CONFLICT', `partner key ${key.id} is revoked`);
+    const versions = await secretVersions(trx, key.id);
+    const live = versions.filter((v) => v.live).map((v) => v.version);
+    if (live.length >= MAX_LIVE_SECRETS) {
+      throw new KeygateError(
+        'KG_CONFLICT',
+        `partner key ${key.id} already has ${live.length} live secrets (versions ${live.join(', ')}); retire one first`,
+      );
+    }
+    const version = Math.max(0, ...versions.map((v) => v.version)) + 1;
+    const sealed = await ctx.secrets.seal(partnerSecretAad(key.id, version), secret);
+    await trx
+      .insertInto('partner_key_secrets')
+      .values({
+        id: newId('pks'),
+        key_id: key.id,
+        version,
+        ciphertext: sealed.ciphertext,
+        wrapped_key: sealed.wrappedKey,
+        kms_key_id: sealed.kmsKeyId,
+        created_at: toDbTime(),
+        retired_at: null,
+      })
+      .execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'partner-key.rotate',
+      targetType: 'partner_key',
+      targetId: key.id,
+      before: { liveSecretVersions: live },
+      after: { liveSecretVersions: [...live, version], secret: { version, value: '****' } },
+    });
+    return { ...toView(key, [...live, version]), secret, secretVersion: version };
+  });
+  await announceKeyChange(ctx, tenantId, input.keyId);
+  return view;
+}
+
+/** Retires one live secret (by default the older of two); the last live secret cannot be retired. */
+export async function retirePartnerSecret(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string; keyId: string; version?: number },
+): Promise<PartnerKeyView & { retiredVersion: number }> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  const view = await ctx.db.transaction().execute(async (trx) => {
+    const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
+    const live = (await secretVersions(trx, key.id)).filter((v) => v.live).map((v) => v.version);
+    const version = input.version ?? live[0];
+    if (version === undefined || !live.includes(version)) {
+      throw new KeygateError(
+        'KG_NOT_FOUND',
+        `partner key ${key.id} has no live secret version ${input.version}`,
+      );
+    }
+    if (live.length < 2) {
+      throw new KeygateError(
+        'KG_CONFLICT',
+        `secret version ${version} is the only live secret of partner key ${key.id}; rotate first, or revoke the key`,
+      );
+    }
+    await trx
+      .updateTable('partner_key_secrets')
+      .set({ retired_at: toDbTime() })
+      .where('key_id', '=', key.id)
+      .where('version', '=', version)
+      .execute();
+    const remaining = live.filter((v) => v !== version);
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'partner-key.retire-secret',
+      targetType: 'partner_key',
+      targetId: key.id,
+      before: { liveSecretVersions: live },
+      after: { liveSecretVersions: remaining },
+    });
+    return { ...toView(key, remaining), retiredVersion: version };
+  });
+  await announceKeyChange(ctx, tenantId, input.keyId);
+  return view;
+}
+
+/** Revokes a key for good: every request with it then fails with KG_KEY_REVOKED. */
+export async function revokePartnerKey(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string; keyId: string },
+): Promise<PartnerKeyView> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  const view = await ctx.db.transaction().execute(async (trx) => {
+    const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
+    if (key.status === 'revoked')
+      throw new KeygateError('KG_CONFLICT', `partner key ${key.id} is already revoked`);
+    const revokedAt = toDbTime();
+    await trx
+      .updateTable('partner_keys')
+      .set({ status: 'revoked', revoked_at: revokedAt })
+      .where('id', '=', key.id)
+      .execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'partner-key.revoke',
+      targetType: 'partner_key',
+      targetId: key.id,
+      before: { status: key.status },
+      after: { status: 'revoked' },
+    });
+    const live = (await secretVersions(trx, key.id)).filter((v) => v.live).map((v) => v.version);
+    return toView({ ...key, status: 'revoked', revoked_at: revokedAt }, live);
+  });
+  await announceKeyChange(ctx, tenantId, input.keyId);
+  return view;
+}
+
+export async function listPartnerKeys(
+  ctx: ServiceContext,
+  actor: Actor,
+  tenant: string,
+): Promise<PartnerKeyView[]> {
+  const tenantId = await resolveTenantId(ctx.db, tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  const keys = await ctx.db
+    .selectFrom('partner_keys')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('id')
+    .execute();
+  if (keys.length === 0) return [];
+  const secrets = await ctx.db
+    .selectFrom('partner_key_secrets')
+    .select(['key_id', 'version'])
+    .where(
+      'key_id',
+      'in',
+      keys.map((k) => k.id),
+    )
+    .where('retired_at', 'is', null)
+    .orderBy('version')
+    .execute();
+  return keys.map((k) =>
+    toView(
+      k,
+      secrets.filter((s) => s.key_id === k.id).map((s) => Number(s.version)),
+    ),
+  );
+}
+
+/** Ids of the tenant's keys among `keyIds` (route validation). */
+export async function existingPartnerKeyIds(
+  db: Db,
+  tenantId: string,
+  keyIds: readonly string[],
+): Promise<Set<string>> {
+  if (keyIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('partner_keys')
+    .select('id')
+    .where('tenant_id', '=', tenantId)
+    .where('id', 'in', [...keyIds])
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+/** What the inbound gateway needs of a key, with its live secrets opened. */
+export interface PartnerKeyForGateway {
+  keyId: string;
+  tenantId: string;
+  status: 'active' | 'revoked';
+  policy: RateLimitPolicy;
+  /** Live secrets, oldest first; values stay in memory only. */
+  secrets: Array<{ version: number; secret: string }>;
+}
+
+/**
+ * Inbound hot path (behind the gateway's cache): one key with its live secrets decrypted, or
+ * undefined when no such key exists. Revoked keys are returned without secrets, so the gateway can
+ * say "revoked" rather than "unknown".
+ */
+export async function loadPartnerKeyForGateway(
+  deps: { db: Db; secrets: SecretStore },
+  keyId: string,
+): Promise<PartnerKeyForGateway | undefined> {
+  if (!PARTNER_KEY_ID.test(keyId)) return undefined;
+  const key = await deps.db.selectFrom('partner_keys').selectAll().where('id', '=', keyId).executeTakeFirst();
+  if (!key) return undefined;
+  const view = toView(key, []);
+  if (key.status === 'revoked')
+    return { keyId, tenantId: key.tenant_id, status: 'revoked', policy: view.policy, secrets: [] };
+  const rows = await deps.db
+    .selectFrom('partner_key_secrets')
+    .select(['version', 'ciphertext', 'wrapped_key', 'kms_key_id'])
+    .where('key_id', '=', keyId)
+    .where('retired_at', 'is', null)
+    .orderBy('version')
+    .execute();
+  const secrets = await Promise.all(
+    rows.map(async (r) => ({
+      version: Number(r.version),
+      secret: await deps.secrets.open(partnerSecretAad(keyId, Number(r.version)), {
+        ciphertext: r.ciphertext,
+        wrappedKey: r.wrapped_key,
+        kmsKeyId: r.kms_key_id,
+      }),
+    })),
+  );
+  return { keyId, tenantId: key.tenant_id, status: 'active', policy: view.policy, secrets };
+}
+
+function newPartnerSecret(): string {
+  return newToken('kgp');
+}
+
+async function announceKeyChange(ctx: ServiceContext, tenantId: string, keyId: string): Promise<void> {
+  await ctx.configEvents.publish(tenantId, partnerKeyChangeTopic(keyId));
+}
+
+/** Reads the key inside the transaction; on MySQL the row lock serialises concurrent rotations of one key. */
+async function requireKeyForUpdate(
+  trx: Db,
+  dialect: DbDialect,
+  tenantId: string,
+  keyId: string,
+): Promise<PartnerKey> {
+  let query = trx
+    .selectFrom('partner_keys')
+    .selectAll()
+    .where('id', '=', keyId)
+    .where('tenant_id', '=', tenantId);
+  // SQLite has no FOR UPDATE; its transactions are serialised anyway.
+  if (dialect === 'mysql') query = query.forUpdate();
+  const key = await query.executeTakeFirst();
+  if (!key) throw new KeygateError('KG_NOT_FOUND', `partner key ${keyId} not found`);
+  return key;
+}
+
+async function secretVersions(trx: Db, keyId: string): Promise<Array<{ version: number; live: boolean }>> {
+  const rows = await trx
+    .selectFrom('partner_key_secrets')
+    .select(['version', 'retired_at'])
+    .where('key_id', '=', keyId)
+    .orderBy('version')
+    .execute();
+  return rows.map((r) => ({ version: Number(r.version), live: r.retired_at === null }));
+}
+
+/** The limiters' own validation, with its findings as `{path, message}` like every other validation error. */
+function checkPolicy(policy: RateLimitPolicy): void {
+  try {
+    validateRateLimitPolicy(policy);
+  } catch (err) {
+    const found = err instanceof KeygateError ? (err.extra.errors as string[] | undefined) : undefined;
+    if (!found) throw err;
+    const errors = found.map((message) => ({ path: message.split(' ')[0] ?? 'policy', message }));
+    throw new KeygateError('KG_VALIDATION_FAILED', err instanceof Error ? err.message : 'invalid policy', {
+      errors,
+    });
+  }
+}
+
+function requireKeyName(name: string): void {
+  if (!/^[\w .@-]{1,100}$/.test(name)) {
+    throw new KeygateError('KG_VALIDATION_FAILED', 'name must be 1-100 of letters, digits, space, _ . @ -', {
+      errors: [{ path: 'name', message: 'invalid name' }],
+    });
+  }
+}
+
+function toView(key: PartnerKey, liveSecretVersions: number[]): PartnerKeyView {
+  return {
+    keyId: key.id,
+    tenantId: key.tenant_id,
+    name: key.name,
+    status: key.status,
+    policy: {
+      algorithm: key.algorithm,
+      rate: Number(key.rate),
+      periodSeconds: Number(key.period_seconds),
+      burst: Number(key.burst),
+      onRedisDown: key.on_redis_down,
+    },
+    liveSecretVersions,
+    createdAt: key.created_at,
+    revokedAt: key.revoked_at,
+  };
+}
+
+function auditView(key: PartnerKey, liveSecretVersions: number[]) {
+  const { keyId, name, status, policy } = toView(key, liveSecretVersions);
+  return { keyId, name, status, policy, liveSecretVersions };
+}

@@ -1,0 +1,268 @@
+/**
+ * Admin tokens (admin API) and service tokens (outbound proxy). Only SHA-256 hashes are stored;
+ * the token itself is returned once, at creation.
+ */
+import { KeygateError } from '../errors.ts';
+import { hashToken, newId, newToken } from '../ids.ts';
+import { type Db, fromDbTime, toDbTime } from '../storage/db.ts';
+import type { AdminRole } from '../storage/schema.ts';
+import { type Actor, authorize } from './actor.ts';
+import { recordAdminAudit } from './admin-audit.ts';
+import type { ServiceContext } from './context.ts';
+import { resolveTenantId } from './tenants.ts';
+
+export const ADMIN_ROLES: readonly AdminRole[] = ['gateway_admin', 'tenant_admin', 'tenant_developer'];
+
+export interface CreatedCredential {
+  id: string;
+  name: string;
+  tenantId: string | null;
+  token: string;
+}
+
+export async function createServiceToken(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string; name: string },
+): Promise<CreatedCredential> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'service-token.manage', tenantId);
+  requireName(input.name);
+  const token = newToken('kgs');
+  const id = newId('stk');
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('service_tokens')
+      .values({
+        id,
+        tenant_id: tenantId,
+        name: input.name,
+        token_hash: hashToken(token),
+        created_at: toDbTime(),
+        revoked_at: null,
+      })
+      .execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'service-token.create',
+      targetType: 'service_token',
+      targetId: id,
+      after: { id, name: input.name },
+    });
+  });
+  return { id, name: input.name, tenantId, token };
+}
+
+export async function listServiceTokens(ctx: ServiceContext, actor: Actor, tenant: string) {
+  const tenantId = await resolveTenantId(ctx.db, tenant);
+  authorize(actor, 'service-token.manage', tenantId);
+  return ctx.db
+    .selectFrom('service_tokens')
+    .select(['id', 'name', 'tenant_id', 'created_at', 'revoked_at'])
+    .where('tenant_id', '=', tenantId)
+    .orderBy('id')
+    .execute();
+}
+
+export async function revokeServiceToken(
+  ctx: ServiceContext,
+  actor: Actor,
+  tenant: string,
+  id: string,
+): Promise<void> {
+  const tenantId = await resolveTenantId(ctx.db, tenant);
+  authorize(actor, 'service-token.manage', tenantId);
+  await ctx.db.transaction().execute(async (trx) => {
+    const res = await trx
+      .updateTable('service_tokens')
+      .set({ revoked_at: toDbTime() })
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0)
+      throw new KeygateError('KG_NOT_FOUND', `service token ${id} not found`);
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'service-token.revoke',
+      targetType: 'service_token',
+      targetId: id,
+    });
+  });
+}
+
+/** Outbound hot path: token -> tenant. Returns undefined for unknown or revoked tokens. */
+export async function findServiceToken(
+  db: Db,
+  token: string,
+): Promise<{ id: string; tenantId: string } | undefined> {
+  const row = await db
+    .selectFrom('service_tokens')
+    .select(['id', 'tenant_id'])
+    .where('token_hash', '=', hashToken(token))
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row ? { id: row.id, tenantId: row.tenant_id } : undefined;
+}
+
+export async function createAdminToken(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant?: string | null; role: AdminRole; name: string; expiresInSeconds?: number | null },
+): Promise<CreatedCredential & { role: AdminRole; expiresAt: string | null }> {
+  if (!ADMIN_ROLES.includes(input.role)) {
+    throw new KeygateError('KG_VALIDATION_FAILED', `role must be one of ${ADMIN_ROLES.join(', ')}`, {
+      errors: [{ path: 'role', message: 'unknown role' }],
+    });
+  }
+  requireName(input.name);
+  let tenantId: string | null = null;
+  if (input.role === 'gateway_admin') {
+    if (input.tenant)
+      throw new KeygateError('KG_VALIDATION_FAILED', 'a gateway_admin token belongs to no tenant');
+    authorize(actor, 'tenant.create', null); // only gateway admins mint gateway admins
+  } else {
+    if (!input.tenant) throw new KeygateError('KG_VALIDATION_FAILED', `a ${input.role} token needs a tenant`);
+    tenantId = await resolveTenantId(ctx.db, input.tenant);
+    authorize(actor, 'member.manage', tenantId);
+  }
+  const token = newToken('kga');
+  const id = newId('atk');
+  const expiresAt = input.expiresInSeconds ? toDbTime(Date.now() + input.expiresInSeconds * 1000) : null;
+  await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('admin_tokens')
+      .values({
+        id,
+        tenant_id: tenantId,
+        role: input.role,
+        name: input.name,
+        token_hash: hashToken(token),
+        created_by: actor.kind === 'admin' ? actor.tokenId : null,
+        expires_at: expiresAt,
+        revoked_at: null,
+        created_at: toDbTime(),
+      })
+      .execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'admin-token.create',
+      targetType: 'admin_token',
+      targetId: id,
+      after: { id, name: input.name, role: input.role, expiresAt },
+    });
+  });
+  return { id, name: input.name, tenantId, token, role: input.role, expiresAt };
+}
+
+/** Admin API authentication: the bearer token -> the acting identity, or a 401. */
+export async function authenticateAdminToken(
+  db: Db,
+  token: string,
+  now = Date.now(),
+): Promise<Actor & { kind: 'admin' }> {
+  const row = await db
+    .selectFrom('admin_tokens')
+    .select(['id', 'tenant_id', 'role', 'expires_at', 'revoked_at'])
+    .where('token_hash', '=', hashToken(token))
+    .executeTakeFirst();
+  if (!row) throw new KeygateError('KG_UNAUTHENTICATED', 'unknown admin token');
+  if (row.revoked_at || (row.expires_at && fromDbTime(row.expires_at) <= now)) {
+    throw new KeygateError('KG_TOKEN_EXPIRED', 'admin token expired or revoked');
+  }
+  return { kind: 'admin', tokenId: row.id, role: row.role, tenantId: row.tenant_id };
+}
+
+function requireName(name: string): void {
+  if (!/^[\w .@-]{1,100}$/.test(name)) {
+    throw new KeygateError('KG_VALIDATION_FAILED', 'name must be 1-100 of letters, digits, space, _ . @ -', {
+      errors: [{ path: 'name', message: 'invalid name' }],
+    });
+  }
+}
+
+export type CredentialStatus = 'active' | 'expired' | 'revoked';
+
+/** An admin token as listed: everything but the hash. */
+export interface AdminTokenView {
+  id: string;
+  name: string;
+  role: AdminRole;
+  tenantId: string | null;
+  createdBy: string | null;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  createdAt: string;
+  status: CredentialStatus;
+}
+
+/**
+ * Lists admin tokens: a tenant's members, or with `tenant: null` the gateway-wide
+ * (gateway_admin) tokens.
+ */
+export async function listAdminTokens(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string | null },
+): Promise<AdminTokenView[]> {
+  const tenantId = await authorizeAdminTokenScope(ctx, actor, input.tenant);
+  let query = ctx.db
+    .selectFrom('admin_tokens')
+    .select(['id', 'name', 'role', 'tenant_id', 'created_by', 'expires_at', 'revoked_at', 'created_at'])
+    .orderBy('id');
+  query = tenantId === null ? query.where('tenant_id', 'is', null) : query.where('tenant_id', '=', tenantId);
+  const rows = await query.execute();
+  const now = Date.now();
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    tenantId: r.tenant_id,
+    createdBy: r.created_by,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    createdAt: r.created_at,
+    status: r.revoked_at ? 'revoked' : r.expires_at && fromDbTime(r.expires_at) <= now ? 'expired' : 'active',
+  }));
+}
+
+/** Revokes an admin token of a tenant (or with `tenant: null` a gateway-wide one); 404 when unknown or already revoked. */
+export async function revokeAdminToken(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string | null; id: string },
+): Promise<void> {
+  const tenantId = await authorizeAdminTokenScope(ctx, actor, input.tenant);
+  await ctx.db.transaction().execute(async (trx) => {
+    let update = trx
+      .updateTable('admin_tokens')
+      .set({ revoked_at: toDbTime() })
+      .where('id', '=', input.id)
+      .where('revoked_at', 'is', null);
+    update =
+      tenantId === null ? update.where('tenant_id', 'is', null) : update.where('tenant_id', '=', tenantId);
+    const res = await update.executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0)
+      throw new KeygateError('KG_NOT_FOUND', `admin token ${input.id} not found`);
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'admin-token.revoke',
+      targetType: 'admin_token',
+      targetId: input.id,
+    });
+  });
+}
+
+async function authorizeAdminTokenScope(
+  ctx: ServiceContext,
+  actor: Actor,
+  tenant: string | null,
+): Promise<string | null> {
+  if (tenant === null) {
+    authorize(actor, 'gateway-token.manage', null);
+    return null;
+  }
+  const tenantId = await resolveTenantId(ctx.db, tenant);
+  authorize(actor, 'member.manage', tenantId);
+  return tenantId;
+}

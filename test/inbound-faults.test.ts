@@ -1,0 +1,297 @@
+/**
+ * The inbound gateway when its shared dependencies fail, faulted through TCP proxies (never by
+ * stopping the shared servers): Redis cut (each key's onRedisDown decides), MariaDB cut during a
+ * stream of signed requests, and a graceful restart in the middle of one. The audit trail must
+ * hold exactly one row per request through all of it.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import {
+  createTestKey,
+  createTestRoute,
+  createTestTenant,
+  type KeygateChild,
+  type PartnerKeyCredentials,
+  type SentResponse,
+  send,
+  startInboundChild,
+  waitFor,
+} from './helpers/inbound.ts';
+import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
+import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+let upstream: TestUpstream;
+
+beforeAll(async () => {
+  upstream = await startUpstream((req, res) => json(res, 200, { url: req.url }));
+});
+afterAll(async () => {
+  await upstream?.close();
+});
+
+/** The URL of `db` reached through `proxy` instead of directly. */
+function viaProxy(databaseUrl: string, proxy: TcpProxy): string {
+  const url = new URL(databaseUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return url.toString();
+}
+
+async function auditedIds(db: TestDatabase, keyId: string): Promise<string[]> {
+  const rows = await db.db.selectFrom('audit_log').select('request_id').where('key_id', '=', keyId).execute();
+  return rows.map((r) => r.request_id);
+}
+
+/** Sends `count` signed requests, `concurrency` at a time; `onProgress` sees each answer as it comes. */
+async function stream(
+  url: string,
+  key: PartnerKeyCredentials,
+  count: number,
+  concurrency: number,
+  onProgress: (answered: number) => void = () => {},
+): Promise<SentResponse[]> {
+  const answers: SentResponse[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        answers.push(await send(url, `/api/s/${i}`, { key, method: 'POST', body: `{"i":${i}}` }));
+        onProgress(answers.length);
+      }
+    }),
+  );
+  return answers;
+}
+
+describe('Redis cut: the key decides', () => {
+  let redisProxy: TcpProxy;
+  let gw: TestGateway;
+  let tenantId: string;
+
+  beforeAll(async () => {
+    redisProxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
+    gw = await startTestGateway({
+      dialect: 'mysql',
+      redis: true,
+      roles: ['inbound'],
+      env: { REDIS_URL: redisProxy.url('redis') },
+    });
+    tenantId = await createTestTenant(gw.services.ctx, 'redis');
+    await createTestRoute(gw.services.ctx, tenantId, '/api', upstream.url);
+  });
+  afterAll(async () => {
+    redisProxy.restore();
+    await gw?.close();
+    await redisProxy?.close();
+  });
+
+  it('fail-open admits, fail-closed refuses with 503, local limits in process; all recover', async () => {
+    const policy = { rate: 1, periodSeconds: 3600, burst: 3 };
+    const open = await createTestKey(gw.services.ctx, tenantId, { ...policy, onRedisDown: 'fail-open' });
+    const closed = await createTestKey(gw.services.ctx, tenantId, { ...policy, onRedisDown: 'fail-closed' });
+    const local = await createTestKey(gw.services.ctx, tenantId, { ...policy, onRedisDown: 'local' });
+    // One request each through Redis: every key has 2 of 3 left there.
+    for (const key of [open, closed, local]) {
+      const res = await send(gw.inboundUrl, '/api/x', { key });
+      expect(res.status, res.text).toBe(200);
+      expect(res.headers.ratelimit).toMatch(/^"default";r=2;/);
+    }
+
+    redisProxy.cut();
+
+    const openAnswers = [];
+    for (let i = 0; i < 5; i++) openAnswers.push(await send(gw.inboundUrl, '/api/x', { key: open }));
+    expect(openAnswers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(openAnswers[4]!.headers.ratelimit).toMatch(/^"default";r=3;/);
+
+    const refused = await send(gw.inboundUrl, '/api/x', { key: closed });
+    expect(refused.status).toBe(503);
+    expect(refused.headers['keygate-error']).toBe('KG_RATE_LIMITER_UNAVAILABLE');
+
+    const localStatuses = [];
+    for (let i = 0; i < 4; i++)
+      localStatuses.push((await send(gw.inboundUrl, '/api/x', { key: local })).status);
+    expect(localStatuses).toEqual([200, 200, 200, 429]);
+
+    // Replay protection goes on in process while Redis is away...
+    const nonce = `outage-nonce-${Date.now()}`;
+    expect((await send(gw.inboundUrl, '/api/x', { key: open, sign: { nonce } })).status).toBe(200);
+    expect(
+      (await send(gw.inboundUrl, '/api/x', { key: open, sign: { nonce } })).headers['keygate-error'],
+    ).toBe('KG_NONCE_REPLAYED');
+
+    redisProxy.restore();
+    await waitFor(
+      async () => (await send(gw.inboundUrl, '/api/x', { key: closed })).status === 200,
+      15_000,
+      'Redis back',
+    );
+    // ...and a nonce first seen during the outage stays used once Redis answers again.
+    expect(
+      (await send(gw.inboundUrl, '/api/x', { key: open, sign: { nonce } })).headers['keygate-error'],
+    ).toBe('KG_NONCE_REPLAYED');
+    // Back on Redis, `local` continues from the shared state (2 left), not from the in-process bucket.
+    const after = [];
+    for (let i = 0; i < 3; i++) after.push((await send(gw.inboundUrl, '/api/x', { key: local })).status);
+    expect(after).toEqual([200, 200, 429]);
+
+    await waitFor(async () => {
+      const row = await gw.database.db
+        .selectFrom('audit_log')
+        .select('outcome')
+        .where('request_id', '=', String(refused.headers['x-request-id']))
+        .executeTakeFirst();
+      return row?.outcome === 'error';
+    });
+  });
+});
+
+describe('MariaDB cut during 1,000 signed requests', () => {
+  let dbProxy: TcpProxy;
+  let database: TestDatabase;
+  let gw: TestGateway;
+  let spoolDir: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('mysql');
+    dbProxy = await startTcpProxy({ host: '127.0.0.1', port: 3306 });
+    spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-'));
+    gw = await startTestGateway({
+      database,
+      redis: true,
+      roles: ['inbound'],
+      env: { DATABASE_URL: viaProxy(database.databaseUrl!, dbProxy), KEYGATE_AUDIT_SPOOL_DIR: spoolDir },
+    });
+  });
+  afterAll(async () => {
+    dbProxy.restore();
+    await gw?.close();
+    await dbProxy?.close();
+    await database?.drop();
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+
+  it('answers every request from cached keys and routes, and writes exactly one audit row per request', async () => {
+    const tenantId = await createTestTenant(gw.services.ctx, 'dbcut');
+    const key = await createTestKey(gw.services.ctx, tenantId, { rate: 100_000, burst: 100_000 });
+    await createTestRoute(gw.services.ctx, tenantId, '/api', upstream.url);
+    const warm = await send(gw.inboundUrl, '/api/warm', { key });
+    expect(warm.status).toBe(200);
+
+    let spooledDuringOutage: string[] = [];
+    const answers = await stream(gw.inboundUrl, key, 1000, 20, (answered) => {
+      if (answered === 200) dbProxy.cut();
+      if (answered === 750) {
+        spooledDuringOutage = readdirSync(spoolDir);
+        dbProxy.restore();
+      }
+    });
+    expect(answers.map((a) => a.status).filter((s) => s !== 200)).toEqual([]);
+    expect(spooledDuringOutage.some((f) => f.startsWith('audit-spool'))).toBe(true);
+
+    const sent = new Set([warm, ...answers].map((a) => String(a.headers['x-request-id'])));
+    expect(sent.size).toBe(1001);
+    let stored: string[] = [];
+    await waitFor(
+      async () => {
+        stored = await auditedIds(database, key.keyId);
+        return stored.length >= 1001;
+      },
+      30_000,
+      'the spool to be replayed',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    stored = await auditedIds(database, key.keyId);
+    expect(stored.length).toBe(1001);
+    expect(new Set(stored)).toEqual(sent);
+  });
+});
+
+describe('graceful restart in the middle of a stream', () => {
+  let dbProxy: TcpProxy;
+  let database: TestDatabase;
+  let admin: TestGateway;
+  let spoolDir: string;
+  const children: KeygateChild[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase('mysql');
+    dbProxy = await startTcpProxy({ host: '127.0.0.1', port: 3306 });
+    spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-'));
+    admin = await startTestGateway({ database, redis: true, roles: [] });
+  });
+  afterAll(async () => {
+    dbProxy.restore();
+    await Promise.all(children.map((c) => c.stop()));
+    await admin?.close();
+    await dbProxy?.close();
+    await database?.drop();
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+
+  it('SIGTERM flushes to the spool, the next process replays it: rows == requests answered', async () => {
+    const tenantId = await createTestTenant(admin.services.ctx, 'restart');
+    const key = await createTestKey(admin.services.ctx, tenantId, { rate: 100_000, burst: 100_000 });
+    await createTestRoute(admin.services.ctx, tenantId, '/api', upstream.url);
+    const env = {
+      DATABASE_URL: viaProxy(database.databaseUrl!, dbProxy),
+      REDIS_URL: admin.env.REDIS_URL!,
+      KEYGATE_DATA_DIR: admin.env.KEYGATE_DATA_DIR!,
+      KEYGATE_AUDIT_SPOOL_DIR: spoolDir,
+      KEYGATE_MIGRATE_ON_START: 'false',
+      KEYGATE_LOG_LEVEL: 'info', // the helper reads the port from the "listening" line
+    };
+
+    const first = await startInboundChild(env);
+    children.push(first);
+    const answered: string[] = [];
+    let refused = 0;
+    const warm = await send(first.url, '/api/warm', { key });
+    expect(warm.status).toBe(200);
+    answered.push(String(warm.headers['x-request-id']));
+    // Rows for these requests can only reach the spool: the database is cut before they arrive.
+    dbProxy.cut();
+    let stopping: Promise<number | null> | undefined;
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (refused < 20) {
+          try {
+            const res = await send(first.url, '/api/r', { key, method: 'POST', body: '{"x":1}' });
+            expect(res.status).toBe(200);
+            answered.push(String(res.headers['x-request-id']));
+            if (answered.length === 300) stopping = first.stop('SIGTERM');
+          } catch {
+            refused++; // the listener is closed: never received, never audited
+          }
+        }
+      }),
+    );
+    expect(await stopping).toBe(0);
+    expect(readdirSync(spoolDir).some((f) => f.startsWith('audit-spool'))).toBe(true);
+
+    dbProxy.restore();
+    const second = await startInboundChild(env);
+    children.push(second);
+    for (let i = 0; i < 50; i++) {
+      const res = await send(second.url, '/api/after', { key });
+      expect(res.status).toBe(200);
+      answered.push(String(res.headers['x-request-id']));
+    }
+    const total = answered.length;
+    expect(total).toBeGreaterThan(350);
+    await waitFor(
+      async () => (await auditedIds(database, key.keyId)).length >= total,
+      30_000,
+      'replay by the new process',
+    );
+    expect(await second.stop('SIGTERM')).toBe(0);
+    const stored = await auditedIds(database, key.keyId);
+    expect(stored.length).toBe(total);
+    expect(new Set(stored)).toEqual(new Set(answered));
+  }, 90_000);
+});

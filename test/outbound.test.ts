@@ -1,0 +1,364 @@
+/** The outbound proxy's modes and its answers to bad input, against real upstreams on port 0. */
+import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_ACTOR } from '../src/cli/context.ts';
+import { applyProviderVersion } from '../src/services/providers.ts';
+import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+const sha256Upper = (s: string) => createHash('sha256').update(s).digest('hex').toUpperCase();
+
+/** An independent reading of DESIGN.md's buildSignStr, to check keygate's signatures against. */
+function expectedSign(fields: Record<string, unknown>, secret: string): string {
+  const parts = Object.keys(fields)
+    .filter((k) => k !== 'sign' && fields[k] !== '' && fields[k] !== null && fields[k] !== undefined)
+    .sort()
+    .map((k) => `${k}=${typeof fields[k] === 'object' ? JSON.stringify(fields[k]) : fields[k]}`);
+  return sha256Upper(parts.join('&') + secret);
+}
+
+let gw: TestGateway;
+let upstream: TestUpstream;
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+  upstream = await startUpstream((req, res) => {
+    if (req.url.startsWith('/slow')) return; // never answers
+    if (req.url.startsWith('/gzip')) {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+        connection: 'x-private',
+        'x-private': 'p',
+      });
+      res.end(gzipSync(JSON.stringify({ zipped: true })));
+      return;
+    }
+    if (req.url.startsWith('/echo-secret')) {
+      const secret = 'S3cret-Value-987';
+      json(
+        res,
+        200,
+        {
+          raw: secret,
+          b64: Buffer.from(secret).toString('base64'),
+          hex: Buffer.from(secret).toString('hex'),
+        },
+        { 'x-leak': secret },
+      );
+      return;
+    }
+    json(res, 200, { ok: true, method: req.method, url: req.url });
+  });
+});
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+});
+
+const proxy = (provider: string, path: string, token: string | undefined, init: RequestInit = {}) =>
+  fetch(`${gw.outboundUrl}/v1/proxy/${provider}${path}`, {
+    ...init,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(init.headers as Record<string, string>),
+    },
+  });
+
+async function problem(res: Response) {
+  expect(res.headers.get('content-type')).toBe('application/problem+json');
+  const body = (await res.json()) as { code: string; detail: string; status: number; requestId: string };
+  expect(res.headers.get('keygate-error')).toBe(body.code);
+  expect(body.status).toBe(res.status);
+  return body;
+}
+
+describe('simple mode', () => {
+  let token: string;
+  beforeAll(async () => {
+    ({ serviceToken: token } = await setUpProvider(
+      gw,
+      { name: 'simple-co', mode: 'simple', prefixUrl: upstream.url },
+      { AppKey: 'ak-1', AppSecret: 'as-very-secret' },
+      { notSensitive: ['AppKey'] },
+    ));
+  });
+
+  it('adds appKey, timestamp and the sign to a JSON body', async () => {
+    const res = await proxy('simple-co', '/pay?x=1', token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ amount: 12, memo: 'a b', empty: '', nested: { z: 1 } }),
+    });
+    expect(res.status).toBe(200);
+    const got = upstream.received.at(-1)!;
+    expect(got.url).toBe('/pay?x=1');
+    const body = JSON.parse(got.body.toString()) as Record<string, unknown>;
+    expect(body.appKey).toBe('ak-1');
+    expect(Math.abs(Number(body.timestamp) - Date.now() / 1000)).toBeLessThan(5);
+    expect(body.sign).toBe(expectedSign(body, 'as-very-secret'));
+    expect(got.headers.authorization).toBeUndefined();
+  });
+
+  it('keeps a timestamp the caller sent and signs the query of a bodiless GET', async () => {
+    const res = await proxy('simple-co', '/items?b=2&a=1&timestamp=1700000000', token);
+    expect(res.status).toBe(200);
+    const got = upstream.received.at(-1)!;
+    const q = Object.fromEntries(new URL(got.url, 'http://x').searchParams);
+    expect(q.timestamp).toBe('1700000000');
+    expect(q.appKey).toBe('ak-1');
+    expect(q.sign).toBe(expectedSign(q, 'as-very-secret'));
+    expect(got.body.length).toBe(0);
+  });
+
+  it('answers a malformed JSON body with 400 and sends nothing', async () => {
+    const before = upstream.received.length;
+    const res = await proxy('simple-co', '/pay', token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"amount": 12,',
+    });
+    expect(res.status).toBe(400);
+    expect((await problem(res)).code).toBe('KG_BAD_REQUEST');
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it('strips hop-by-hop headers both ways, sets Host, and decodes content-encoding', async () => {
+    // fetch() refuses to send Connection; node:http sends exactly what we say.
+    const res = await new Promise<{ status: number; headers: Record<string, unknown>; body: string }>(
+      (resolve, reject) => {
+        const req = httpRequest(
+          `${gw.outboundUrl}/v1/proxy/simple-co/gzip`,
+          {
+            headers: {
+              authorization: `Bearer ${token}`,
+              connection: 'keep-alive, x-drop-me',
+              'x-drop-me': '1',
+              'x-keep': 'yes',
+              'accept-encoding': 'gzip',
+            },
+          },
+          (r) => {
+            let body = '';
+            r.on('data', (c) => (body += c));
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      },
+    );
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ zipped: true });
+    expect(res.headers['x-private']).toBeUndefined();
+    expect(res.headers['content-encoding']).toBeUndefined();
+    const got = upstream.received.at(-1)!;
+    expect(got.headers['x-drop-me']).toBeUndefined();
+    expect(got.headers['x-keep']).toBe('yes');
+    expect(got.headers.host).toBe(upstream.host);
+    expect(got.headers['accept-encoding']).not.toBe('gzip');
+    expect(got.headers['x-request-id']).toBe(res.headers['x-request-id']);
+  });
+});
+
+describe('secret masking', () => {
+  it('masks a sensitive secret in the answer verbatim, base64 and hex', async () => {
+    const { serviceToken } = await setUpProvider(
+      gw,
+      { name: 'leaky', mode: 'simple', prefixUrl: upstream.url },
+      { AppKey: 'ak', AppSecret: 'S3cret-Value-987' },
+      { notSensitive: ['AppKey'] },
+    );
+    const res = await proxy('leaky', '/echo-secret', serviceToken);
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    for (const form of [
+      'S3cret-Value-987',
+      Buffer.from('S3cret-Value-987').toString('base64'),
+      Buffer.from('S3cret-Value-987').toString('hex'),
+    ]) {
+      expect(text).not.toContain(form);
+    }
+    expect(res.headers.get('x-leak')).not.toContain('S3cret');
+  });
+});
+
+describe('token mode', () => {
+  let tokenRequests = 0;
+  let issued = '';
+  let api: TestUpstream;
+  let token: string;
+  beforeAll(async () => {
+    api = await startUpstream((req, res) => {
+      if (req.url === '/oauth/token') {
+        tokenRequests++;
+        const basic = Buffer.from(
+          String(req.headers.authorization).replace('Basic ', ''),
+          'base64',
+        ).toString();
+        const form = new URLSearchParams(req.body.toString());
+        if (basic !== 'client-1:client%2Fsecret' || form.get('grant_type') !== 'client_credentials') {
+          json(res, 401, { error: 'invalid_client' });
+          return;
+        }
+        issued = `tok-${tokenRequests}`;
+        json(res, 200, { access_token: issued, token_type: 'Bearer', expires_in: 3600 });
+        return;
+      }
+      if (req.headers.authorization !== `Bearer ${issued}`) {
+        json(res, 401, { error: 'expired' });
+        return;
+      }
+      json(res, 200, { ok: true });
+    });
+    ({ serviceToken: token } = await setUpProvider(
+      gw,
+      {
+        name: 'oauth-co',
+        mode: 'token',
+        prefixUrl: api.url,
+        tokenUrl: `${api.url}/oauth/token`,
+        token: { sign: false },
+      },
+      { AppKey: 'client-1', AppSecret: 'client/secret' },
+    ));
+  });
+  afterAll(() => api.close());
+
+  it('fetches a client-credentials token once, and drops it on a 401', async () => {
+    expect((await proxy('oauth-co', '/a', token)).status).toBe(200);
+    expect((await proxy('oauth-co', '/b', token)).status).toBe(200);
+    expect(tokenRequests).toBe(1);
+    issued = 'rotated-by-provider';
+    expect((await proxy('oauth-co', '/c', token)).status).toBe(401);
+    expect((await proxy('oauth-co', '/d', token)).status).toBe(200);
+    expect(tokenRequests).toBe(2);
+  });
+});
+
+describe('bad input and failures', () => {
+  let token: string;
+  let tenantId: string;
+  beforeAll(async () => {
+    ({ serviceToken: token, tenantId } = await setUpProvider(
+      gw,
+      { name: 'plain', mode: 'simple', prefixUrl: upstream.url, timeoutMs: 300 },
+      { AppKey: 'k', AppSecret: 'secret-abc' },
+    ));
+  });
+
+  it('401 for a missing or an invalid service token', async () => {
+    const missing = await proxy('plain', '/x', undefined);
+    expect(missing.status).toBe(401);
+    expect((await problem(missing)).code).toBe('KG_UNAUTHENTICATED');
+    const invalid = await proxy('plain', '/x', 'kgs_not-a-real-token');
+    expect(invalid.status).toBe(401);
+    expect((await problem(invalid)).code).toBe('KG_UNAUTHENTICATED');
+  });
+
+  it('404 for an unknown provider', async () => {
+    const res = await proxy('nope', '/x', token);
+    expect(res.status).toBe(404);
+    expect((await problem(res)).code).toBe('KG_PROVIDER_NOT_FOUND');
+  });
+
+  it('a secret that is not set is named, never valued', async () => {
+    const { serviceToken } = await setUpProvider(
+      gw,
+      { name: 'half-set', mode: 'simple', prefixUrl: upstream.url },
+      { AppKey: 'only-the-key' },
+    );
+    const res = await proxy('half-set', '/x', serviceToken);
+    expect(res.status).toBe(500);
+    const body = await problem(res);
+    expect(body.code).toBe('KG_SECRET_MISSING');
+    expect(body.detail).toContain('AppSecret');
+    expect(JSON.stringify(body)).not.toContain('only-the-key');
+  });
+
+  it('504 when the upstream hangs past timeoutMs, 502 when it refuses', async () => {
+    const slow = await proxy('plain', '/slow', token);
+    expect(slow.status).toBe(504);
+    expect((await problem(slow)).code).toBe('KG_UPSTREAM_TIMEOUT');
+
+    const dead = await startUpstream(() => {});
+    const deadUrl = dead.url;
+    await dead.close();
+    await applyProviderVersion(gw.services.ctx, CLI_ACTOR, {
+      tenant: tenantId,
+      config: { name: 'refusing', mode: 'simple', prefixUrl: deadUrl },
+    });
+    await gw.services.ctx.secrets.set(tenantId, 'refusing', 'AppKey', 'k');
+    await gw.services.ctx.secrets.set(tenantId, 'refusing', 'AppSecret', 's');
+    const refused = await proxy('refusing', '/x', token);
+    expect(refused.status).toBe(502);
+    expect((await problem(refused)).code).toBe('KG_UPSTREAM_UNREACHABLE');
+  });
+
+  it('rejects a script with a syntax error at apply time, naming line and column', async () => {
+    const attempt = applyProviderVersion(gw.services.ctx, CLI_ACTOR, {
+      tenant: tenantId,
+      config: {
+        name: 'broken',
+        mode: 'script',
+        prefixUrl: upstream.url,
+        request: 'function (reqHeaders) {\n  var x = ;\n}',
+      },
+    });
+    await expect(attempt).rejects.toMatchObject({ code: 'KG_SCRIPT_SYNTAX', extra: { line: 2 } });
+    await expect(attempt).rejects.toThrow(/line 2/);
+  });
+});
+
+describe('scripts that fail at request time', () => {
+  let token: string;
+  let gw: TestGateway;
+  // A CPU budget large enough for the memory hog to reach the memory limit first.
+  afterAll(() => gw.close());
+  const proxy = (provider: string, path: string, token: string) =>
+    fetch(`${gw.outboundUrl}/v1/proxy/${provider}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  beforeAll(async () => {
+    gw = await startTestGateway({ env: { KEYGATE_SCRIPT_CPU_MS: '1000' } });
+    const scripts = {
+      throws: 'function (h) { throw new Error("provider rule violated"); }',
+      loops: 'function (h) { while (true) {} }',
+      hog: 'function (h) { var a = []; for (var i = 0; ; i++) { a.push("x".repeat(1 << 20) + i); a[i] = a[i].toUpperCase(); } }',
+      egress: 'function (h) { http_post_json("http://169.254.169.254/latest/meta-data", {}, {}); }',
+      fine: 'function (h, p, b) { h.set("x-signed", "yes"); }',
+    };
+    const first = await setUpProvider(gw, {
+      name: 'fine',
+      mode: 'script',
+      prefixUrl: upstream.url,
+      request: scripts.fine,
+    });
+    token = first.serviceToken;
+    for (const [name, request] of Object.entries(scripts)) {
+      if (name === 'fine') continue;
+      await applyProviderVersion(gw.services.ctx, CLI_ACTOR, {
+        tenant: first.tenantId,
+        config: { name, mode: 'script', prefixUrl: upstream.url, request },
+      });
+    }
+  });
+
+  it.each([
+    ['throws', 'KG_SCRIPT_ERROR'],
+    ['loops', 'KG_SCRIPT_TIMEOUT'],
+    ['hog', 'KG_SCRIPT_MEMORY'],
+    ['egress', 'KG_EGRESS_DENIED'],
+  ])('%s -> 502 %s, while other requests on the node keep working', async (name, code) => {
+    const before = upstream.received.length;
+    const [bad, good] = await Promise.all([proxy(name, '/x', token), proxy('fine', '/ok', token)]);
+    expect(bad.status).toBe(502);
+    expect((await problem(bad)).code).toBe(code);
+    expect(good.status).toBe(200);
+    expect(upstream.received.at(-1)!.headers['x-signed']).toBe('yes');
+    expect(upstream.received.length).toBe(before + 1);
+    // and the failing provider recovers for its next request
+    const again = await proxy(name, '/x', token);
+    expect(again.status).toBe(502);
+  });
+});
