@@ -34,11 +34,11 @@ beforeAll(async () => {
   upstream = await startUpstream((req, res) => json(res, 200, { url: req.url }));
   tenantId = await createTestTenant(admin.services.ctx, 'cluster');
   await createTestRoute(admin.services.ctx, tenantId, '/api', upstream.url);
-  const started = await Promise.all(
-    [0, 1].map(() => {
+  await Promise.all(
+    [0, 1].map(async () => {
       const spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-'));
       spoolDirs.push(spoolDir);
-      return startInboundChild({
+      const node = await startInboundChild({
         DATABASE_URL: admin.env.DATABASE_URL!,
         REDIS_URL: admin.env.REDIS_URL!,
         // Shared with this process: the local master key that sealed the partner secrets.
@@ -47,10 +47,10 @@ beforeAll(async () => {
         KEYGATE_MIGRATE_ON_START: 'false',
         KEYGATE_LOG_LEVEL: 'debug',
       });
+      nodes.push(node);
     }),
   );
-  nodes.push(...started);
-}, 90_000);
+}, 120_000);
 
 afterAll(async () => {
   const codes = await Promise.all(nodes.map((n) => n.stop()));
@@ -100,7 +100,7 @@ describe('two keygate processes on one Redis', () => {
             .execute();
           return rows.length === 200 && rows.filter((r) => r.outcome === 'ok').length === expected;
         },
-        20_000,
+        30_000,
         'audit rows from both processes',
       );
     });

@@ -699,6 +699,35 @@ describe('the CLI', () => {
     expect(list.stdout).toContain('human');
   });
 
+  it('lists and removes routes; a removed route stops serving at once', async () => {
+    const added = await cli(
+      'route',
+      'add',
+      '--tenant',
+      tenantId,
+      '--prefix',
+      '/temp',
+      '--upstream',
+      upstream.url,
+      '--json',
+    );
+    expect(added.code, added.stderr).toBe(0);
+    expect((await call('/temp/1')).status).toBe(200);
+    const list = await cli('route', 'list', '--tenant', tenantId, '--json');
+    const routes = (JSON.parse(list.stdout) as { routes: Array<{ prefix: string; keyIds: string[] | null }> })
+      .routes;
+    expect(routes.map((r) => r.prefix)).toEqual(
+      expect.arrayContaining(['/orders', '/orders/archive', '/closed', '/temp']),
+    );
+    expect(routes.find((r) => r.prefix === '/closed')!.keyIds).toEqual([]);
+    const removed = await cli('route', 'remove', '--tenant', tenantId, '/temp');
+    expect(removed.code, removed.stderr).toBe(0);
+    await waitFor(
+      async () => (await call('/temp/1')).headers['keygate-error'] === 'KG_ROUTE_NOT_FOUND',
+      6000,
+    );
+  });
+
   it('explains bad input with a non-zero exit', async () => {
     const bad = [
       ['partner-key', 'create', '--tenant', tenantId, '--name', 'x', '--rate', 'fast'],

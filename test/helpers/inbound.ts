@@ -240,7 +240,7 @@ export async function startInboundChild(env: Record<string, string>): Promise<Ke
       reject(
         new Error(`keygate child did not start (it must log at info level or lower):\n${output.join('\n')}`),
       );
-    }, 30_000);
+    }, 60_000);
     const onLine = (line: string) => {
       output.push(line);
       try {
