@@ -362,3 +362,29 @@ describe('scripts that fail at request time', () => {
     expect(again.status).toBe(502);
   });
 });
+
+describe('headers a script sets', () => {
+  it('reach the upstream once, whatever their letter case, and a script-chosen Content-Type wins', async () => {
+    const { serviceToken } = await setUpProvider(gw, {
+      name: 'header-case',
+      mode: 'script',
+      prefixUrl: upstream.url,
+      request:
+        'function (h, p, b) { h.set("Content-Type", "application/json; charset=utf-8"); h.set("X-Sig", "1"); b.set("signed", true); }',
+    });
+    const res = await proxy('header-case', '/h', serviceToken, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ a: 1 }),
+    });
+    expect(res.status).toBe(200);
+    const got = upstream.received.at(-1)!;
+    const contentTypes = got.rawHeaders.filter(
+      (_, i) => i % 2 === 0 && got.rawHeaders[i]!.toLowerCase() === 'content-type',
+    );
+    expect(contentTypes).toHaveLength(1);
+    expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(got.headers['x-sig']).toBe('1');
+    expect(JSON.parse(got.body.toString())).toEqual({ a: 1, signed: true });
+  });
+});

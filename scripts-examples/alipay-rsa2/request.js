@@ -4,8 +4,8 @@
 // values as they are (not URL-encoded); the signature is base64.
 // The caller posts the business parameters (method, biz_content, notify_url, ...) as an
 // application/x-www-form-urlencoded body, or in the query of a GET. A caller-sent `timestamp` is kept.
-// Secrets: AppKey (app_id), AppPrivateKey (PEM in PKCS#1 or PKCS#8, or the key tool's bare base64,
-// read as PKCS#1 "RSA PRIVATE KEY").
+// Secrets: AppKey (app_id), AppPrivateKey (PEM, PKCS#1 or PKCS#8; or the key tool's bare base64, which
+// is wrapped as "RSA PRIVATE KEY": OpenSSL reads a PKCS#1 or a PKCS#8 body under that armor).
 function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, TokenUrl) {
   function pem(value, label) {
     var text = String(value).trim();
@@ -29,7 +29,7 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
     if (isEmpty(params.get(name))) params.set(name, value);
   }
 
-  params.set('app_id', AppKey);
+  params.set('app_id', secret('AppKey'));
   params.set('sign_type', 'RSA2');
   setDefault('format', 'JSON');
   setDefault('charset', 'utf-8');

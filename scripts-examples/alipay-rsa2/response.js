@@ -61,25 +61,35 @@ function (respBody, AppKey, AesKey, AesIV, PrefixUrl, TokenUrl) {
     throw malformed();
   }
 
-  if (respBody === null || typeof respBody !== 'object') {
+  // The gateway labels its JSON text/html, so respBody is usually null: parse the text here.
+  var raw = respRaw();
+  var answer = respBody;
+  if (answer === null) {
+    try {
+      answer = JSON.parse(raw);
+    } catch (e) {
+      answer = null;
+    }
+  }
+  if (answer === null || typeof answer !== 'object') {
     throw new Error('alipay-rsa2: the answer (HTTP ' + respStatus() + ') is not JSON');
   }
   var member = null;
-  for (var key in respBody) {
+  for (var key in answer) {
     if (/_response$/.test(key)) {
       member = key;
       break;
     }
   }
   if (member === null) throw new Error('alipay-rsa2: the answer has no "..._response" member');
-  var sign = respBody.sign;
+  var sign = answer.sign;
   if (typeof sign !== 'string' || sign === '') {
     // Alipay leaves some failures unsigned (an unknown app_id, say); a success must be signed.
-    var result = respBody[member];
+    var result = answer[member];
     if (result !== null && typeof result === 'object' && result.code !== '10000') return;
     throw new Error('alipay-rsa2: the answer is not signed');
   }
-  var content = memberText(respRaw(), member);
+  var content = memberText(raw, member);
   if (!rsa_sha256_verify(pem(secret('AlipayPublicKey'), 'PUBLIC KEY'), content, sign)) {
     throw new Error('alipay-rsa2: the answer\'s sign does not verify with AlipayPublicKey');
   }

@@ -14,6 +14,7 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
     return a < b ? -1 : a > b ? 1 : 0;
   }
 
+  var accessKeyId = secret('AppKey');
   var region = secret('Region');
   var service = secret('Service');
   var signingKeySecret = secret('AppSecret');
@@ -99,6 +100,6 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
 
   reqHeaders.set(
     'Authorization',
-    'AWS4-HMAC-SHA256 Credential=' + AppKey + '/' + scope + ', SignedHeaders=' + signedHeaders + ', Signature=' + signature,
+    'AWS4-HMAC-SHA256 Credential=' + accessKeyId + '/' + scope + ', SignedHeaders=' + signedHeaders + ', Signature=' + signature,
   );
 }

@@ -5,6 +5,7 @@
 // application/x-www-form-urlencoded (space as +), as Java's URLEncoder and PHP's urlencode do.
 // Secrets: AppKey (ak), AppSecret (sk).
 function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, TokenUrl) {
+  var ak = secret('AppKey');
   var sk = secret('AppSecret');
   var prefix = /^https?:\/\/[^\/?#]+([^?#]*)/i.exec(PrefixUrl);
   if (prefix === null) throw new Error('baidu-sn: prefixUrl is not an http(s) URL');
@@ -19,14 +20,14 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
 
   var contentType = (reqHeaders.get('content-type') || '').toLowerCase();
   if (contentType.indexOf('application/x-www-form-urlencoded') === 0) {
-    reqBody.set('ak', AppKey);
+    reqBody.set('ak', ak);
     reqBody.delete('sn');
     var sorted = queryString(reqBody, reqBody.keys().slice().sort());
     reqBody.set('sn', md5(form_encode(path + '?' + sorted + sk)));
     return;
   }
 
-  reqParams.set('ak', AppKey); // in place when the caller sent one, else last
+  reqParams.set('ak', ak); // in place when the caller sent one, else last
   reqParams.delete('sn');
   var names = reqParams.keys();
   var query = queryString(reqParams, names);

@@ -17,6 +17,7 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
     // TC3 signs Content-Type, and a request without a body is sent without one.
     throw new Error('tencent-tc3: call the API with POST and a JSON body');
   }
+  var secretId = secret('AppKey');
   var secretKey = secret('AppSecret');
 
   var prefix = /^(https?):\/\/(?:[^@\/?#]*@)?([^\/?#]+)([^?#]*)/i.exec(PrefixUrl);
@@ -61,6 +62,6 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
 
   reqHeaders.set(
     'Authorization',
-    'TC3-HMAC-SHA256 Credential=' + AppKey + '/' + scope + ', SignedHeaders=' + signedHeaders + ', Signature=' + signature,
+    'TC3-HMAC-SHA256 Credential=' + secretId + '/' + scope + ', SignedHeaders=' + signedHeaders + ', Signature=' + signature,
   );
 }

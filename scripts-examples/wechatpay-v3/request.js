@@ -42,5 +42,7 @@ function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, Toke
     'WECHATPAY2-SHA256-RSA2048 mchid="' + mchId + '",nonce_str="' + nonceStr + '",signature="' + signature +
       '",timestamp="' + timestamp + '",serial_no="' + serialNo + '"',
   );
-  if (reqHeaders.get('Accept') === null) reqHeaders.set('Accept', 'application/json');
+  // WeChat Pay wants JSON answers and refuses requests without a User-Agent.
+  reqHeaders.set('Accept', 'application/json');
+  if (reqHeaders.get('User-Agent') === null) reqHeaders.set('User-Agent', 'keygate');
 }

@@ -145,9 +145,15 @@ export async function prepareSignedRequest(
     req.body.kind === bodyKindBefore && req.body.kind === 'none'
       ? { bytes: undefined, contentType: undefined }
       : serializeBody(req.body, contentType);
-  const headers: Record<string, string> = { ...req.headers, 'x-request-id': call.requestId };
-  if (serialized.contentType) headers['content-type'] = serialized.contentType;
-  else if (!serialized.bytes) delete headers['content-type'];
+  // Scripts may set headers in any letter case; the wire gets one header per name, and a
+  // Content-Type the script chose wins over the one keygate derives from the body kind.
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) headers[name.toLowerCase()] = value;
+  headers['x-request-id'] = call.requestId;
+  const contentTypeSetByScript = script !== undefined && headers['content-type'] !== contentType;
+  if (serialized.bytes && serialized.contentType && !contentTypeSetByScript) {
+    headers['content-type'] = serialized.contentType;
+  }
   return {
     wire: {
       method: req.method,

@@ -1,6 +1,8 @@
 /**
  * scripts-examples/aws-sigv4 proven two ways, neither of them keygate's:
- * - AWS's published Signature V4 test suite (vectors.json: get-vanilla and friends), replayed
+ * - AWS's published Signature V4 test suite (vectors.json: get-vanilla and friends, from
+ *   https://docs.aws.amazon.com/general/latest/gr/signature-v4-test-suite.html as kept in
+ *   awslabs/aws-c-auth tests/aws-signing-test-suite/v4/<case>/header-signed-request.txt), replayed
  *   through `keygate script test` with the suite's credentials, host and X-Amz-Date;
  * - an upstream on port 0 that recomputes every request's signature with AWS's own signer,
  *   @smithy/signature-v4 (the one inside the AWS SDK for JavaScript v3), from what it received.
@@ -33,8 +35,13 @@ class NodeSha256 {
   readonly #secret: Uint8Array | string | undefined;
   #hash: Hash | Hmac;
 
-  constructor(secret?: Uint8Array | string) {
-    this.#secret = secret;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#secret =
+      secret === undefined || typeof secret === 'string'
+        ? secret
+        : ArrayBuffer.isView(secret)
+          ? new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength)
+          : new Uint8Array(secret);
     this.#hash = this.#fresh();
   }
 
@@ -74,7 +81,8 @@ async function verifyWithSmithy(req: ReceivedRequest, creds: Credentials): Promi
   const authorization = String(req.headers.authorization ?? '');
   const m = AUTHORIZATION.exec(authorization);
   if (!m) return `malformed Authorization: ${authorization}`;
-  if (m[1] !== creds.accessKeyId || m[3] !== creds.region || m[4] !== creds.service) return 'wrong credential scope';
+  if (m[1] !== creds.accessKeyId || m[3] !== creds.region || m[4] !== creds.service)
+    return 'wrong credential scope';
   const amzDate = String(req.headers['x-amz-date'] ?? '');
   const d = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
   if (!d) return 'no X-Amz-Date';
@@ -98,7 +106,11 @@ async function verifyWithSmithy(req: ReceivedRequest, creds: Credentials): Promi
     query[name] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
   }
   const signer = new SignatureV4({
-    credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken },
+    credentials: {
+      accessKeyId: creds.accessKeyId,
+      secretAccessKey: creds.secretAccessKey,
+      sessionToken: creds.sessionToken,
+    },
     region: creds.region,
     service: creds.service,
     sha256: NodeSha256,
@@ -144,7 +156,12 @@ describe('aws-sigv4: the AWS Signature V4 test suite, replayed with `keygate scr
     gw = await startTestGateway();
     ({ tenant } = await setUpProvider(gw, config, secrets, { notSensitive }));
     const token = vectors.cases.find((c) => c.sessionToken)!.sessionToken!;
-    ({ tenant: tenantWithToken } = await setUpProvider(gw, config, { ...secrets, SessionToken: token }, { notSensitive }));
+    ({ tenant: tenantWithToken } = await setUpProvider(
+      gw,
+      config,
+      { ...secrets, SessionToken: token },
+      { notSensitive },
+    ));
   });
   afterAll(async () => {
     await gw?.close();
@@ -204,10 +221,13 @@ describe('aws-sigv4 through the proxy, verified upstream by @smithy/signature-v4
   it('signs GET, POST and PUT requests with awkward paths, queries and bodies the way AWS checks them', async () => {
     verifyAs = creds;
     const token = await provider(creds);
-    const calls = [
-      { method: 'GET', path: '/2015-03-31/functions?MaxItems=10&Marker=a%20b%2Bc&FunctionVersion=ALL&empty=' },
+    const calls: Array<{ method: string; path: string; headers?: Record<string, string>; body?: string }> = [
+      {
+        method: 'GET',
+        path: '/2015-03-31/functions?MaxItems=10&Marker=a%20b%2Bc&FunctionVersion=ALL&empty=',
+      },
       { method: 'GET', path: '/2015-03-31/functions/my%20function/configuration?Qualifier=%E2%82%AC%2F1' },
-      { method: 'GET', path: "/caf%C3%A9/x?z=1&a=2&a-b=%21%27%28%29%2A&%E1%88%B4=bar" },
+      { method: 'GET', path: '/caf%C3%A9/x?z=1&a=2&a-b=%21%27%28%29%2A&%E1%88%B4=bar' },
       {
         method: 'POST',
         path: '/2015-03-31/functions/my-function/invocations',
@@ -236,7 +256,12 @@ describe('aws-sigv4 through the proxy, verified upstream by @smithy/signature-v4
   it('signs temporary credentials (X-Amz-Security-Token) and S3 (single-encoded path, X-Amz-Content-Sha256)', async () => {
     const withToken = { ...creds, sessionToken: 'FwoGZXIvYXdzEJr//////////wEaDHKeyGateSessionToken=' };
     verifyAs = withToken;
-    const tokenReply = await callProxy(gw, await provider(creds, { SessionToken: withToken.sessionToken }), 'aws-sigv4', '/2015-03-31/functions');
+    const tokenReply = await callProxy(
+      gw,
+      await provider(creds, { SessionToken: withToken.sessionToken }),
+      'aws-sigv4',
+      '/2015-03-31/functions',
+    );
     expect(failures).toEqual([]);
     expect(tokenReply.status, tokenReply.text).toBe(200);
     expect(upstream.received.at(-1)!.headers['x-amz-security-token']).toBe(withToken.sessionToken);
@@ -252,8 +277,12 @@ describe('aws-sigv4 through the proxy, verified upstream by @smithy/signature-v4
     expect(failures).toEqual([]);
     expect(put.status, put.text).toBe(200);
     const received = upstream.received.at(-1)!;
-    expect(received.headers['x-amz-content-sha256']).toBe(createHash('sha256').update('hello, S3').digest('hex'));
-    expect(String(received.headers.authorization)).toContain('SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,');
+    expect(received.headers['x-amz-content-sha256']).toBe(
+      createHash('sha256').update('hello, S3').digest('hex'),
+    );
+    expect(String(received.headers.authorization)).toContain(
+      'SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,',
+    );
   });
 
   it('the upstream really checks: a wrong secret access key is refused', async () => {

@@ -14,7 +14,10 @@ import type { TestGateway } from '../helpers/gateway.ts';
 export const EXAMPLES_DIR = path.resolve(import.meta.dirname, '../../scripts-examples');
 
 /** The example's provider.json with its script files read in, as `provider apply -f` sends it. */
-export function exampleConfig(scheme: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function exampleConfig(
+  scheme: string,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { ...readProviderFile(path.join(EXAMPLES_DIR, scheme, 'provider.json')), ...overrides };
 }
 
@@ -42,7 +45,10 @@ export async function callProxy(
     method: init.method ?? 'GET',
     headers: { authorization: `Bearer ${serviceToken}`, ...init.headers },
     // fetch labels a string body text/plain; bytes go without a content type unless one is given.
-    body: typeof init.body === 'string' && !hasHeader(init.headers, 'content-type') ? Buffer.from(init.body) : init.body,
+    body:
+      typeof init.body === 'string' && !hasHeader(init.headers, 'content-type')
+        ? Buffer.from(init.body)
+        : init.body,
   });
   const text = await res.text();
   let json: unknown;
@@ -59,7 +65,12 @@ function hasHeader(headers: Record<string, string> | undefined, name: string): b
 }
 
 /** `keygate script test`: what the active version would send for `sample`, secrets masked. */
-export function dryRun(gw: TestGateway, tenant: string, provider: string, sample: SampleRequest): Promise<DryRunResult> {
+export function dryRun(
+  gw: TestGateway,
+  tenant: string,
+  provider: string,
+  sample: SampleRequest,
+): Promise<DryRunResult> {
   return dryRunScript(gw.services, CLI_ACTOR, { tenant, provider, sample });
 }
 

@@ -1,6 +1,7 @@
 /**
  * scripts-examples/tencent-tc3 proven by Tencent Cloud's own worked example (vectors.json: every
- * intermediate value of the CVM DescribeInstances example on the "Signature v3" page):
+ * intermediate value of the CVM DescribeInstances example on the "Signature v3" page,
+ * https://www.tencentcloud.com/document/api/213/30654):
  * - the example script reproduces the documented Authorization from the documented inputs;
  * - the upstream's verifier, written here from that page, reproduces every documented
  *   intermediate value, and then checks every request the proxy sends.
@@ -64,7 +65,12 @@ function tc3Steps(input: {
 }
 
 /** What Tencent Cloud checks on a received request (POST, content-type;host signed). */
-function verifyTc3(req: ReceivedRequest, secretId: string, secretKey: string, service: string): string | null {
+function verifyTc3(
+  req: ReceivedRequest,
+  secretId: string,
+  secretKey: string,
+  service: string,
+): string | null {
   const auth = String(req.headers.authorization ?? '');
   const m =
     /^TC3-HMAC-SHA256 Credential=([^/]+)\/(\d{4}-\d{2}-\d{2})\/([a-z0-9-]+)\/tc3_request, SignedHeaders=content-type;host, Signature=([0-9a-f]{64})$/.exec(
@@ -114,7 +120,11 @@ describe('tencent-tc3: the documented example', () => {
     // exact bytes are handed to the script as they would arrive without a JSON content type.
     const sandbox = createSandbox();
     try {
-      const script = await sandbox.compile('request', String(exampleConfig('tencent-tc3').request), 'tc3-vector');
+      const script = await sandbox.compile(
+        'request',
+        String(exampleConfig('tencent-tc3').request),
+        'tc3-vector',
+      );
       const result = await script.runRequest(
         {
           method: 'POST',
@@ -193,7 +203,9 @@ describe('tencent-tc3 through the proxy, verified upstream', () => {
     expect(failures).toEqual([]);
     expect(jsonReply.json).toMatchObject({ Response: { Action: 'DescribeInstances' } });
     const sent = upstream.received.at(-1)!;
-    expect(sent.body.toString('utf8')).toBe('{"Limit":1,"Filters":[{"Values":["未命名"],"Name":"instance-name"}]}');
+    expect(sent.body.toString('utf8')).toBe(
+      '{"Limit":1,"Filters":[{"Values":["未命名"],"Name":"instance-name"}]}',
+    );
     expect(sent.headers['x-tc-region']).toBe('ap-guangzhou');
 
     const rawReply = await callProxy(gw, token, 'tencent-tc3', '/', {
