@@ -23,6 +23,7 @@ import {
   createHmac,
   createPublicKey,
   createSecretKey,
+  type Decipheriv,
   hash,
   type KeyObject,
   publicEncrypt,
@@ -48,12 +49,12 @@ export class BuiltinError extends Error {
   }
 }
 
-/** What a built-in may use besides its arguments. */
+/** What a built-in may use besides its arguments (one per tenant script; secrets set per run). */
 export interface BuiltinContext {
   secrets: Readonly<Record<string, string>>;
   keys: KeyObjectCache;
-  /** One ECB encryptor per cached AES / SM4 key (see cbcChained). */
-  ecbCiphers: WeakMap<KeyObject, Cipheriv>;
+  /** Live OpenSSL contexts per cached AES / SM4 key (see BlockStream). */
+  blockStreams: WeakMap<KeyObject, Map<string, BlockStream>>;
 }
 
 type BuiltinResult = string | boolean | Buffer;
@@ -62,9 +63,11 @@ type HostBuiltin = (args: readonly unknown[], ctx: BuiltinContext, name: string)
 /**
  * Parsed keys, per tenant script. node:crypto is slow with raw key bytes (about 30 us to set up an
  * AES cipher from a Buffer, 3 us from a KeyObject) and parsing an RSA PEM costs far more, while a
- * script uses the same few keys on every request.
+ * script uses the same few keys on every request. Only ids up to 16 KiB are kept (any real key or
+ * PEM fits), so a script cannot make the host hold megabytes of "keys".
  */
 export class KeyObjectCache {
+  static readonly MAX_ID_LENGTH = 16_384;
   readonly #entries = new Map<string, KeyObject>();
   readonly #capacity: number;
 
@@ -73,6 +76,7 @@ export class KeyObjectCache {
   }
 
   get(id: string, create: () => KeyObject): KeyObject {
+    if (id.length > KeyObjectCache.MAX_ID_LENGTH) return create();
     const cached = this.#entries.get(id);
     if (cached !== undefined) return cached;
     const key = create();
@@ -130,19 +134,13 @@ function symmetricKey(
   value: unknown,
   lengths: readonly number[],
 ): KeyObject {
-  let id: string;
-  if (typeof value === 'string') id = `${family}:s${value}`;
-  else if (value instanceof Uint8Array) {
-    id = `${family}:b${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')}`;
-  } else throw new BuiltinError(name, `key must be a string or bytes, got ${describeType(value)}`);
-  const key = ctx.keys.get(id, () => createSecretKey(bytesArg(name, 'key', value)));
-  const size = key.symmetricKeySize ?? 0;
-  if (!lengths.includes(size)) {
+  const bytes = bytesArg(name, 'key', value);
+  if (!lengths.includes(bytes.length)) {
     const allowed =
       lengths.length === 1 ? `${lengths[0]}` : `${lengths.slice(0, -1).join(', ')} or ${lengths.at(-1)}`;
-    throw new BuiltinError(name, `key must be ${allowed} bytes, got ${size}`);
+    throw new BuiltinError(name, `key must be ${allowed} bytes, got ${bytes.length}`);
   }
-  return key;
+  return ctx.keys.get(`${family}:${bytes.toString('latin1')}`, () => createSecretKey(bytes));
 }
 
 function exactBytes(name: string, label: string, value: unknown, length: number): Buffer {
@@ -206,10 +204,12 @@ function paddingOption(name: string, value: unknown): Padding {
   );
 }
 
-/** PKCS#7 padding to `block` bytes (16 for PKCS#5/7, 32 for WeCom). */
+/** PKCS#7 padding to `block` bytes (16 for PKCS#5/7, 32 for WeCom), in a new buffer. */
 function pad(data: Buffer, block: number): Buffer {
   const count = block - (data.length % block);
-  return Buffer.concat([data, Buffer.alloc(count, count)]);
+  const padded = Buffer.allocUnsafe(data.length + count);
+  data.copy(padded);
+  return padded.fill(count, data.length);
 }
 
 /**
@@ -244,8 +244,83 @@ interface BlockCipherCall {
   padding: Padding;
 }
 
-// Up to this size CBC encryption is chained here over a cached ECB cipher (see cbcChained).
-const CHAINED_CBC_MAX_BYTES = 1024;
+const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
+
+/**
+ * A long-lived OpenSSL context for one key, mode and direction, fed whole blocks without
+ * padding. Node builds a new cipher object, and OpenSSL a new context, on every createCipheriv:
+ * 10-30 us inside a sandbox run, most of the seed script's budget; an update on a live context
+ * costs a couple of microseconds. ECB keeps no state between calls. CBC carries the last
+ * ciphertext block over as its chaining state S, so a message with its own IV is fed with the
+ * first block corrected: E((P1 ^ IV ^ S) ^ S) = E(P1 ^ IV) on the way in, and D(C1) ^ S ^ S ^ IV
+ * on the way out. The cipher itself is OpenSSL's; tests compare every result with node:crypto's
+ * fresh-context CBC.
+ */
+class BlockStream {
+  readonly #cipher: Cipheriv | Decipheriv;
+  readonly #encrypting: boolean;
+  readonly #chained: boolean;
+  #chain = ZERO_BLOCK;
+
+  constructor(call: BlockCipherCall, encrypting: boolean) {
+    const name = `${call.algorithm}-${call.mode}`;
+    const iv = call.mode === 'cbc' ? ZERO_BLOCK : null;
+    this.#cipher = encrypting ? createCipheriv(name, call.key, iv) : createDecipheriv(name, call.key, iv);
+    this.#cipher.setAutoPadding(false);
+    this.#encrypting = encrypting;
+    this.#chained = call.mode === 'cbc';
+  }
+
+  /**
+   * Encrypts or decrypts `blocks` (a multiple of 16 bytes) with `iv` (CBC only). `blocks` belongs
+   * to this call (every argument arrives as a fresh copy) and may be changed.
+   */
+  run(blocks: Buffer, iv: Buffer | null): Buffer {
+    if (!this.#chained || iv === null) return this.#cipher.update(blocks);
+    if (this.#encrypting) {
+      xorFirstBlock(blocks, iv, this.#chain);
+      const out = this.#cipher.update(blocks);
+      this.#chain = Buffer.from(out.subarray(out.length - BLOCK_BYTES));
+      return out;
+    }
+    const out = this.#cipher.update(blocks);
+    xorFirstBlock(out, iv, this.#chain);
+    this.#chain = Buffer.from(blocks.subarray(blocks.length - BLOCK_BYTES));
+    return out;
+  }
+}
+
+function xorFirstBlock(target: Buffer, a: Buffer, b: Buffer): void {
+  for (let i = 0; i < BLOCK_BYTES; i++) target[i] = (target[i] ?? 0) ^ (a[i] ?? 0) ^ (b[i] ?? 0);
+}
+
+const STREAM_IDS = { cbc: ['cbc:decrypt', 'cbc:encrypt'], ecb: ['ecb:decrypt', 'ecb:encrypt'] } as const;
+
+/** Runs `blocks` through the key's live context; a context that ever fails is dropped. */
+function streamBlocks(
+  ctx: BuiltinContext,
+  call: BlockCipherCall,
+  encrypting: boolean,
+  blocks: Buffer,
+): Buffer {
+  let streams = ctx.blockStreams.get(call.key);
+  if (streams === undefined) {
+    streams = new Map();
+    ctx.blockStreams.set(call.key, streams);
+  }
+  const id = STREAM_IDS[call.mode][encrypting ? 1 : 0];
+  let stream = streams.get(id);
+  if (stream === undefined) {
+    stream = new BlockStream(call, encrypting);
+    streams.set(id, stream);
+  }
+  try {
+    return stream.run(blocks, call.iv);
+  } catch (err) {
+    streams.delete(id);
+    throw err;
+  }
+}
 
 function blockEncrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, data: Buffer): Buffer {
   const block = paddingBlock(call.padding);
@@ -256,53 +331,17 @@ function blockEncrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, 
     );
   }
   const input = block === null ? data : pad(data, block);
-  if (call.mode === 'cbc' && call.iv !== null && input.length <= CHAINED_CBC_MAX_BYTES) {
-    return cbcChained(ecbEncryptor(ctx, call), call.iv, input);
-  }
-  const cipher = createCipheriv(`${call.algorithm}-${call.mode}`, call.key, call.iv);
-  cipher.setAutoPadding(false);
-  return Buffer.concat([cipher.update(input), cipher.final()]);
+  return input.length === 0 ? input : streamBlocks(ctx, call, true, input);
 }
 
-/**
- * CBC encryption chained here over OpenSSL's ECB. Node builds a new cipher object, and OpenSSL a
- * new context, on every createCipheriv: 10-30 us inside a sandbox run, which is the whole budget
- * of the seed script. One long-lived ECB cipher per key encrypts a block in about a microsecond.
- * The block cipher is still OpenSSL's; only the XOR chaining is done here (tests compare the
- * output with node:crypto's own CBC). Each block is one call, hence the size limit.
- */
-function cbcChained(ecb: Cipheriv, iv: Buffer, padded: Buffer): Buffer {
-  const out = Buffer.alloc(padded.length);
-  const block = Buffer.alloc(BLOCK_BYTES);
-  let previous = iv;
-  for (let offset = 0; offset < padded.length; offset += BLOCK_BYTES) {
-    for (let i = 0; i < BLOCK_BYTES; i++) block[i] = (padded[offset + i] ?? 0) ^ (previous[i] ?? 0);
-    previous = ecb.update(block);
-    previous.copy(out, offset);
-  }
-  return out;
-}
-
-function ecbEncryptor(ctx: BuiltinContext, call: BlockCipherCall): Cipheriv {
-  let ecb = ctx.ecbCiphers.get(call.key);
-  if (ecb === undefined) {
-    ecb = createCipheriv(`${call.algorithm}-ecb`, call.key, null);
-    ecb.setAutoPadding(false);
-    ctx.ecbCiphers.set(call.key, ecb);
-  }
-  return ecb;
-}
-
-function blockDecrypt(name: string, call: BlockCipherCall, data: Buffer): Buffer {
+function blockDecrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, data: Buffer): Buffer {
   if (data.length === 0 || data.length % BLOCK_BYTES !== 0) {
     throw new BuiltinError(
       name,
       `encrypted data must be a non-empty multiple of 16 bytes, got ${data.length}`,
     );
   }
-  const decipher = createDecipheriv(`${call.algorithm}-${call.mode}`, call.key, call.iv);
-  decipher.setAutoPadding(false);
-  const plain = Buffer.concat([decipher.update(data), decipher.final()]);
+  const plain = streamBlocks(ctx, call, false, data);
   const block = paddingBlock(call.padding);
   return block === null ? plain : unpad(name, plain, block);
 }
@@ -429,11 +468,14 @@ function requireSm2(name: string, key: KeyObject): KeyObject {
   return key;
 }
 
-function signatureArg(name: string, value: unknown): Buffer {
+/** The signature's bytes; null when it is not base64, which simply fails verification. */
+function signatureArg(name: string, value: unknown): Buffer | null {
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  if (typeof value === 'string' && /^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(value))
-    return Buffer.from(value, 'base64');
-  throw new BuiltinError(name, `signature must be a base64 string or bytes, got ${describeType(value)}`);
+  if (typeof value !== 'string') {
+    throw new BuiltinError(name, `signature must be a base64 string or bytes, got ${describeType(value)}`);
+  }
+  const compact = value.replace(/\s+/g, '');
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(compact) ? Buffer.from(compact, 'base64') : null;
 }
 
 function signWith(digest: string, check: (name: string, key: KeyObject) => KeyObject): HostBuiltin {
@@ -448,6 +490,7 @@ function verifyWith(digest: string, check: (name: string, key: KeyObject) => Key
     const key = check(name, publicKeyArg(ctx, name, args[0]));
     const data = bytesArg(name, 'data', args[1]);
     const signature = signatureArg(name, args[2]);
+    if (signature === null) return false;
     try {
       return verify(digest, data, key, signature);
     } catch {
@@ -526,11 +569,11 @@ interface HostBuiltinSpec {
 }
 
 const aesCbcPkcs5Decrypt: HostBuiltin = (args, ctx, name) =>
-  blockDecrypt(name, aesCbc(ctx, name, args, PKCS7), bytesArg(name, 'data', args[1]));
+  blockDecrypt(name, aesCbc(ctx, name, args, PKCS7), ctx, bytesArg(name, 'data', args[1]));
 const sm4CbcDecrypt: HostBuiltin = (args, ctx, name) =>
-  blockDecrypt(name, sm4(ctx, name, args, 'cbc'), bytesArg(name, 'data', args[1]));
+  blockDecrypt(name, sm4(ctx, name, args, 'cbc'), ctx, bytesArg(name, 'data', args[1]));
 const sm4EcbDecrypt: HostBuiltin = (args, ctx, name) =>
-  blockDecrypt(name, sm4(ctx, name, args, 'ecb'), bytesArg(name, 'data', args[1]));
+  blockDecrypt(name, sm4(ctx, name, args, 'ecb'), ctx, bytesArg(name, 'data', args[1]));
 
 function builtin(
   name: string,
@@ -577,6 +620,7 @@ export const HOST_BUILTINS: readonly HostBuiltinSpec[] = [
     blockDecrypt(
       name,
       aesCbc(ctx, name, args, paddingOption(name, args[3])),
+      ctx,
       bytesArg(name, 'data', args[1]),
     ),
   ),
@@ -639,5 +683,7 @@ export function callHostBuiltin(
     const code = (err as { code?: unknown }).code;
     throw new BuiltinError(spec.name, `failed${typeof code === 'string' ? ` (${code})` : ''}`);
   }
-  return Buffer.isBuffer(result) ? result.toString('latin1') : result;
+  if (!Buffer.isBuffer(result)) return result;
+  // Text is decoded here; bytes travel as latin1 and become a Uint8Array in the bootstrap.
+  return result.toString(spec.returns === 'text' ? 'utf8' : 'latin1');
 }

@@ -14,12 +14,18 @@
  * http_post_json blocks only the isolate's thread (Reference.applySyncPromise) while Node does the
  * I/O. While such an async run holds the isolate, later runs of the same script take the async
  * path too: a sync call would block Node's thread waiting for an isolate that waits for Node.
+ *
+ * Limits: isolated-vm stops a run after `cpuMs` of wall-clock time in the isolate (time in host
+ * calls excluded). A sync run stopped that way is tried again on the async path, where the stop
+ * only counts if the isolate really used the CPU time (a busy machine can starve a run of it); a
+ * script that really hit a limit runs on the async path for a while afterwards. Time spent in
+ * host built-ins is counted separately against the same limit.
  */
-import type { Cipheriv, KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import ivm from 'isolated-vm';
 import { isKeygateError, KeygateError } from '../errors.ts';
 import {
+  type BuiltinContext,
   BuiltinError,
   callHostBuiltin,
   type HostValue,
@@ -62,6 +68,8 @@ export interface RuntimeLimits {
 
 const BOOTSTRAP_CONFIG = { maxLogLines: 100, maxLogLineChars: 4096, maxErrorChars: 2000 };
 const SYNC_PAUSE_AFTER_LIMIT_MS = 60_000;
+// A run is tried at most this many times on the async path (starved of CPU, stale isolate).
+const MAX_ASYNC_ATTEMPTS = 3;
 // Generous: the bootstrap freezes a few thousand intrinsics once per isolate.
 const BOOTSTRAP_TIMEOUT_MS = 2000;
 
@@ -113,7 +121,6 @@ interface RunFailure {
 interface RunCommon {
   logs: string[];
   tokenOps: ScriptEffects['tokenOps'];
-  recycle: boolean;
 }
 type RequestOutcome = RunCommon &
   (
@@ -130,6 +137,17 @@ type RequestOutcome = RunCommon &
 type ResponseOutcome = RunCommon & (RunFailure | { ok: true; changed: boolean; bodyText: string | null });
 
 const NEEDS_ASYNC = JSON.stringify({ needsAsync: true });
+const STALE_ISOLATE = JSON.stringify({ staleIsolate: true });
+
+/** An async run hit the time limit without using the CPU time: try again. */
+class StarvedRun extends Error {
+  readonly error: KeygateError;
+
+  constructor(error: KeygateError) {
+    super(error.message);
+    this.error = error;
+  }
+}
 
 interface Invoked {
   text: string;
@@ -141,8 +159,11 @@ export class TenantScript implements CompiledScript {
   readonly kind: ScriptKind;
   readonly #source: string;
   readonly #limits: RuntimeLimits;
-  readonly #keys = new KeyObjectCache();
-  readonly #ecbCiphers = new WeakMap<KeyObject, Cipheriv>();
+  readonly #builtins: BuiltinContext = {
+    secrets: {},
+    keys: new KeyObjectCache(),
+    blockStreams: new WeakMap(),
+  };
   readonly #invocations = new Map<number, Invocation>();
   readonly #hostCall: ivm.Callback;
   readonly #httpRef: ivm.Reference;
@@ -155,9 +176,9 @@ export class TenantScript implements CompiledScript {
   #recycleWhenIdle = false;
   #closed = false;
   /**
-   * After a run hits the time or memory limit, the script's runs go through the async path for a
-   * while: a runaway sync run holds Node's thread until it is stopped (50 ms for a loop, a few
-   * hundred ms for a memory bomb while V8 collects garbage), an async one only a pool thread.
+   * After a run really hits the time or memory limit, the script's runs go through the async path
+   * for a while: a runaway sync run holds Node's thread until it is stopped (50 ms for a loop, a
+   * few hundred ms for a memory bomb while V8 collects garbage), an async one only a pool thread.
    */
   #syncAllowedAfter = 0;
 
@@ -177,9 +198,14 @@ export class TenantScript implements CompiledScript {
   /** Creates the isolate and compiles the script; throws KG_SCRIPT_SYNTAX. */
   async start(): Promise<void> {
     await this.#ensureLive();
+    // Evicted while it was starting: nothing will run it.
+    this.#disposeIfIdle();
   }
 
-  /** No new isolate after this, once runs in flight are done (used by evict). */
+  /**
+   * Disposes the isolate once no run needs it (used by evict). A run that still comes later gets
+   * an isolate made for it and disposed after it.
+   */
   retire(): void {
     this.#retireWhenIdle = true;
     this.#disposeIfIdle();
@@ -250,10 +276,7 @@ export class TenantScript implements CompiledScript {
   }
 
   #readOutcome<T extends RunCommon>(text: string): T {
-    const outcome = parseOutcome<T>(text);
-    // The script left a global behind that cannot be deleted: give the next run a clean isolate.
-    if (outcome.recycle) this.#recycle();
-    return outcome;
+    return parseOutcome<T>(text);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -280,13 +303,23 @@ export class TenantScript implements CompiledScript {
     let text: string;
     try {
       text = this.#runSync(live, id, inputJson, rawBody, jsonText, inv);
+    } catch (err) {
+      // isolated-vm's limit is wall-clock time while the isolate runs, and a busy machine can
+      // use that up on Node's thread without the script's help. The async run measures the
+      // isolate's own CPU time and decides (see #runAsync).
+      if (isKeygateError(err) && err.code === 'KG_SCRIPT_TIMEOUT' && inv.fatal === null) {
+        return this.#invokeAsync(host, inputJson, rawBody, jsonText);
+      }
+      throw err;
     } finally {
       this.#invocations.delete(id);
       this.#disposeIfIdle();
     }
-    if (text !== NEEDS_ASYNC) return { text, path: 'sync', inv };
-    // The script called http_post_json. The sync attempt only recorded effects inside the
-    // isolate, so it is dropped and the run starts again on the async path.
+    if (text === STALE_ISOLATE) this.#recycle();
+    else if (text !== NEEDS_ASYNC) return { text, path: 'sync', inv };
+    // The script called http_post_json (or the isolate had to be replaced). The sync attempt
+    // only recorded effects inside the isolate, so it is dropped and the run starts again on the
+    // async path.
     return this.#invokeAsync(host, inputJson, rawBody, jsonText);
   }
 
@@ -295,18 +328,34 @@ export class TenantScript implements CompiledScript {
     inputJson: string,
     rawBody: string | null,
     jsonText: string | null,
+    attempt = 1,
   ): Promise<Invoked> {
     const live = await this.#ensureLive();
     const id = this.#nextInvocationId++;
     const inv: Invocation = { host, hostMs: 0, fatal: null, hostErrors: new Map() };
     this.#invocations.set(id, inv);
+    let text: string;
     try {
-      const text = await this.#runAsync(live, id, inputJson, rawBody, jsonText, inv);
-      return { text, path: 'async', inv };
+      text = await this.#runAsync(live, id, inputJson, rawBody, jsonText, inv);
+    } catch (err) {
+      if (err instanceof StarvedRun && attempt < MAX_ASYNC_ATTEMPTS) {
+        return this.#invokeAsync(host, inputJson, rawBody, jsonText, attempt + 1);
+      }
+      throw err instanceof StarvedRun ? err.error : err;
     } finally {
       this.#invocations.delete(id);
       this.#disposeIfIdle();
     }
+    if (text !== STALE_ISOLATE) return { text, path: 'async', inv };
+    // Other runs still held the old isolate when this one found it had to be replaced.
+    if (attempt >= MAX_ASYNC_ATTEMPTS) {
+      throw new KeygateError(
+        'KG_SCRIPT_ERROR',
+        `${this.kind} script keeps leaving globals that cannot be deleted`,
+      );
+    }
+    this.#recycle();
+    return this.#invokeAsync(host, inputJson, rawBody, jsonText, attempt + 1);
   }
 
   #runSync(
@@ -323,12 +372,16 @@ export class TenantScript implements CompiledScript {
         timeout: this.#limits.cpuMs,
       });
     } catch (err) {
-      throw inv.fatal ?? this.#runError(live, err);
+      throw inv.fatal ?? this.#runError(live, err, inv);
     }
     if (inv.fatal !== null) throw inv.fatal;
     return text;
   }
 
+  /**
+   * A timeout only counts when the isolate itself used at least half the limit in CPU time;
+   * otherwise the run was starved of CPU (a busy machine), and StarvedRun asks for another try.
+   */
   async #runAsync(
     live: LiveIsolate,
     id: number,
@@ -338,13 +391,23 @@ export class TenantScript implements CompiledScript {
     inv: Invocation,
   ): Promise<string> {
     this.#asyncInFlight++;
+    const cpuBefore = live.isolate.cpuTime;
     let text: string;
     try {
       text = await live.run.apply(undefined, ['async', id, this.kind, inputJson, rawBody, jsonText], {
         timeout: this.#limits.cpuMs,
       });
     } catch (err) {
-      throw inv.fatal ?? this.#runError(live, err);
+      if (inv.fatal !== null) throw inv.fatal;
+      const error = this.#runError(live, err, inv);
+      if (error.code === 'KG_SCRIPT_TIMEOUT' && !live.isolate.isDisposed) {
+        const usedMs = Number(live.isolate.cpuTime - cpuBefore) / 1e6;
+        if (usedMs < this.#limits.cpuMs / 2) throw new StarvedRun(error);
+      }
+      if (error.code === 'KG_SCRIPT_TIMEOUT' || error.code === 'KG_SCRIPT_MEMORY') {
+        this.#syncAllowedAfter = performance.now() + SYNC_PAUSE_AFTER_LIMIT_MS;
+      }
+      throw error;
     } finally {
       this.#asyncInFlight--;
     }
@@ -352,13 +415,16 @@ export class TenantScript implements CompiledScript {
     return text;
   }
 
-  /** A run that did not come back with an answer: time limit, memory limit or a lost isolate. */
-  #runError(live: LiveIsolate, err: unknown): KeygateError {
+  /**
+   * A run that did not come back with an answer: the time or memory limit, a lost isolate, or a
+   * promise the script rejected and left unhandled (isolated-vm fails the call for that).
+   */
+  #runError(live: LiveIsolate, err: unknown, inv: Invocation): KeygateError {
     const message = err instanceof Error ? err.message : String(err);
-    if (live.isolate.isDisposed) this.#forget(live);
-    const hitLimit = /memory limit|timed out/i.test(message);
-    if (hitLimit) this.#syncAllowedAfter = performance.now() + SYNC_PAUSE_AFTER_LIMIT_MS;
+    const disposed = live.isolate.isDisposed;
+    if (disposed) this.#forget(live);
     if (/memory limit/i.test(message)) {
+      this.#syncAllowedAfter = performance.now() + SYNC_PAUSE_AFTER_LIMIT_MS;
       return new KeygateError(
         'KG_SCRIPT_MEMORY',
         `${this.kind} script exceeded its memory limit of ${this.#limits.memoryMb} MiB`,
@@ -370,7 +436,20 @@ export class TenantScript implements CompiledScript {
         `${this.kind} script exceeded its CPU time limit of ${this.#limits.cpuMs} ms`,
       );
     }
-    return new KeygateError('KG_INTERNAL', `${this.kind} script could not run`, {}, { cause: err });
+    if (disposed)
+      return new KeygateError('KG_INTERNAL', `${this.kind} script isolate was disposed during the run`);
+    // Whatever else fails the call came from the script. Its message may hold secrets, so it is
+    // masked, and the raw error is not kept as a cause that a logger could print.
+    const frame = /\b(?:request|response)\.js:(\d+):(\d+)/.exec(
+      err instanceof Error ? (err.stack ?? '') : '',
+    );
+    const where = frame === null ? '' : ` (line ${frame[1]}, column ${frame[2]})`;
+    const detail = `${this.kind} script failed: a promise it left behind was rejected: ${message.slice(0, 2000)}${where}`;
+    return new KeygateError(
+      'KG_SCRIPT_ERROR',
+      maskSensitive(detail, inv.host.sensitiveValues),
+      frame === null ? {} : { line: Number(frame[1]), column: Number(frame[2]) },
+    );
   }
 
   #failure(outcome: RunFailure & RunCommon, inv: Invocation): KeygateError {
@@ -404,11 +483,8 @@ export class TenantScript implements CompiledScript {
     const started = performance.now();
     let result: HostValue | HostFailure;
     try {
-      result = callHostBuiltin(index, binaryArgs, args, {
-        secrets: inv.host.secrets,
-        keys: this.#keys,
-        ecbCiphers: this.#ecbCiphers,
-      });
+      this.#builtins.secrets = inv.host.secrets;
+      result = callHostBuiltin(index, binaryArgs, args, this.#builtins);
     } catch (err) {
       result =
         err instanceof BuiltinError

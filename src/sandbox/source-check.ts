@@ -87,17 +87,15 @@ function skipTrivia(text: string, from: number, to: number): number {
   return -1;
 }
 
-/**
- * Checks that `text` between `from` and `to` holds only whitespace, comments and `paren`
- * characters; returns how many parens it held, or the offset of the first other character.
- */
-function scanWrapping(text: string, from: number, to: number, paren: '(' | ')'): number | { badAt: number } {
+/** Offset of the first character in [from, to) that is not whitespace, a comment or `paren`
+ * (at most `maxParens` of them), or -1 if there is none; also how many parens were seen. */
+function scanWrapping(text: string, from: number, to: number, paren: '(' | ')', maxParens: number) {
   let parens = 0;
   let i = from;
   for (;;) {
     const next = skipTrivia(text, i, to);
-    if (next === -1) return parens;
-    if (text[next] !== paren) return { badAt: next };
+    if (next === -1) return { parens, badAt: -1 };
+    if (text[next] !== paren || parens === maxParens) return { parens, badAt: next };
     parens++;
     i = next + 1;
   }
@@ -113,11 +111,11 @@ function scanWrapping(text: string, from: number, to: number, paren: '(' | ')'):
 export function findExtraCode(source: string, functionText: string): SourcePosition | null {
   let firstBad = -1;
   for (let at = source.indexOf(functionText); at !== -1; at = source.indexOf(functionText, at + 1)) {
-    const before = scanWrapping(source, 0, at, '(');
-    const after = scanWrapping(source, at + functionText.length, source.length, ')');
-    if (typeof before === 'number' && typeof after === 'number' && before === after) return null;
-    const bad = typeof before !== 'number' ? before.badAt : typeof after !== 'number' ? after.badAt : at;
-    if (firstBad === -1) firstBad = bad;
+    const before = scanWrapping(source, 0, at, '(', Number.POSITIVE_INFINITY);
+    const after = scanWrapping(source, at + functionText.length, source.length, ')', before.parens);
+    const bad = before.badAt !== -1 ? before.badAt : after.badAt !== -1 ? after.badAt : -1;
+    if (bad === -1 && after.parens === before.parens) return null;
+    if (firstBad === -1) firstBad = bad === -1 ? source.length : bad;
   }
   const start = skipTrivia(source, 0, source.length);
   return positionAt(source, firstBad !== -1 ? firstBad : Math.max(start, 0));

@@ -1,0 +1,85 @@
+/**
+ * The seed request script (DESIGN.md, seeds/001) on the sandbox's common path: token prefetched,
+ * so the run is synchronous: one crossing into the isolate and back, with one call out to the
+ * host for AES (SHA-256 runs inside the isolate). Each sample is one awaited runRequest.
+ * Run directly: `node --no-node-snapshot bench/sandbox.ts [iterations]`.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { RequestScriptInput, ScriptHost } from '../src/sandbox/index.ts';
+import { createSandbox } from '../src/sandbox/index.ts';
+
+export interface SandboxBenchResult {
+  p50Us: number;
+  p99Us: number;
+  opsPerSec: number;
+}
+
+const SEED_REQUEST = readFileSync(
+  new URL('../src/sandbox/fixtures/seed-request.txt', import.meta.url),
+  'utf8',
+);
+
+const host: ScriptHost = {
+  secrets: {
+    AppKey: 'app-123',
+    AppSecret: 'app-secret',
+    AesKey: '0123456789abcdef',
+    AesIV: 'fedcba9876543210',
+  },
+  sensitiveValues: ['app-secret', '0123456789abcdef', 'fedcba9876543210'],
+  prefixUrl: 'https://api.acme.example',
+  tokenUrl: 'https://api.acme.example/oauth/token',
+  token: 'Bearer cached-token',
+  httpPostJson: () => Promise.reject(new Error('the benchmark runs with a cached token')),
+};
+
+const input: RequestScriptInput = {
+  method: 'POST',
+  uri: '/orders/1',
+  headers: { 'content-type': 'application/json' },
+  query: [],
+  body: { kind: 'json', value: { data: '{"orderId":42,"amount":"12.50"}', timestamp: 1700000000 } },
+};
+
+function percentile(sorted: number[], fraction: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+}
+
+export async function benchSandbox(opts: { iterations?: number } = {}): Promise<SandboxBenchResult> {
+  const { iterations = 20_000 } = opts;
+  const sandbox = createSandbox();
+  try {
+    const script = await sandbox.compile('request', SEED_REQUEST, 'bench:acme:v1:request');
+    // Warm up: V8 optimizes the bootstrap and the script after a few thousand runs.
+    for (let i = 0; i < 3000; i++) await script.runRequest(input, host);
+    const first = await script.runRequest(input, host);
+    if (first.path !== 'sync') throw new Error(`expected the sync path, got ${first.path}`);
+
+    const samples = new Array<number>(iterations);
+    const started = performance.now();
+    for (let i = 0; i < iterations; i++) {
+      const t0 = performance.now();
+      await script.runRequest(input, host);
+      samples[i] = (performance.now() - t0) * 1000;
+    }
+    const elapsedSec = (performance.now() - started) / 1000;
+    samples.sort((a, b) => a - b);
+    return {
+      p50Us: percentile(samples, 0.5),
+      p99Us: percentile(samples, 0.99),
+      opsPerSec: iterations / elapsedSec,
+    };
+  } finally {
+    sandbox.dispose();
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const iterations = process.argv[2] === undefined ? undefined : Number(process.argv[2]);
+  const r = await benchSandbox({ iterations });
+  console.log('sandbox: seed request script, sync path, token cached');
+  console.log(
+    `  p50 ${r.p50Us.toFixed(1)} us  p99 ${r.p99Us.toFixed(1)} us  ${Math.round(r.opsPerSec)} runs/s`,
+  );
+}
