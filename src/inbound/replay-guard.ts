@@ -6,7 +6,7 @@
  * are checked against that node's memory too, so a request admitted during the outage cannot be
  * replayed through Redis afterwards.
  */
-import { isKeygateError } from '../errors.ts';
+import { createRedisOutageGuard } from '../storage/redis-outage.ts';
 import type { NonceStore } from './nonce/nonce-store.ts';
 
 export interface ReplayGuard {
@@ -38,8 +38,14 @@ export function createReplayGuard({
 }: ReplayGuardOptions): ReplayGuard {
   if (!redis) return { claim: (keyId, nonce) => local.claim(keyId, nonce, ttlSeconds) };
   const shared = redis;
-  let redisDownSince: number | undefined;
-  let probeInFlight = false;
+  const guard = createRedisOutageGuard({
+    what: 'nonce store',
+    whileDown: 'nonces are checked in process until it is back',
+    timeoutMs,
+    retryAfterMs: retryRedisAfterMs,
+    logger,
+    now,
+  });
   /** Until then, nonces claimed locally during an outage may still come back. */
   let checkLocalUntil = 0;
 
@@ -49,45 +55,17 @@ export function createReplayGuard({
   };
 
   return {
-    async claim(keyId, nonce) {
-      let probing = false;
-      if (redisDownSince !== undefined) {
-        if (probeInFlight || now() - redisDownSince < retryRedisAfterMs) return claimLocally(keyId, nonce);
-        probeInFlight = probing = true;
-      }
-      try {
-        const first = await withTimeout(shared.claim(keyId, nonce, ttlSeconds), timeoutMs);
-        if (redisDownSince !== undefined) {
-          logger?.info({ downForMs: now() - redisDownSince }, 'nonce store: Redis reachable again');
-          redisDownSince = undefined;
-        }
-        if (first && now() < checkLocalUntil) {
-          // A full local store must not refuse requests once Redis is back: Redis has the nonce now.
-          return local.claim(keyId, nonce, ttlSeconds).catch(() => true);
-        }
-        return first;
-      } catch (err) {
-        if (isKeygateError(err)) throw err;
-        if (redisDownSince === undefined) {
-          logger?.warn(
-            { err: err instanceof Error ? err.message : String(err) },
-            'nonce store: Redis unreachable; nonces are checked in process until it is back',
-          );
-        }
-        redisDownSince = now();
-        return claimLocally(keyId, nonce);
-      } finally {
-        if (probing) probeInFlight = false;
-      }
-    },
+    claim: (keyId, nonce) =>
+      guard.call(
+        async () => {
+          const first = await shared.claim(keyId, nonce, ttlSeconds);
+          if (first && now() < checkLocalUntil) {
+            // A full local store must not refuse requests once Redis is back: Redis has the nonce now.
+            return local.claim(keyId, nonce, ttlSeconds).catch(() => true);
+          }
+          return first;
+        },
+        () => claimLocally(keyId, nonce),
+      ),
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  promise.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer in ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

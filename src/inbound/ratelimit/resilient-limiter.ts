@@ -3,7 +3,8 @@
  * `onRedisDown` decides between admitting (`fail-open`), refusing with 503 (`fail-closed`) and
  * deciding in process (`local`).
  */
-import { isKeygateError, KeygateError } from '../../errors.ts';
+import { KeygateError } from '../../errors.ts';
+import { createRedisOutageGuard } from '../../storage/redis-outage.ts';
 import { deriveLimiterParameters } from './model.ts';
 import { type RateLimitDecision, type RateLimiter, type RateLimitPolicy, validateCost } from './policy.ts';
 
@@ -33,13 +34,14 @@ export interface ResilientRateLimiterOptions {
 
 export function createResilientRateLimiter(options: ResilientRateLimiterOptions): RateLimiter {
   const { redis, local, logger, timeoutMs = 200, retryRedisAfterMs = 1000, now = Date.now } = options;
-  if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
-  if (!(retryRedisAfterMs >= 0))
-    throw new RangeError(`retryRedisAfterMs must be >= 0, got ${retryRedisAfterMs}`);
-
-  /** Set while Redis is considered down. */
-  let outage: { since: number; lastFailureAt: number } | undefined;
-  let probeInFlight = false;
+  const guard = createRedisOutageGuard({
+    what: 'rate limiter',
+    whileDown: 'keys fall back to their onRedisDown policy',
+    timeoutMs,
+    retryAfterMs: retryRedisAfterMs,
+    logger,
+    now,
+  });
 
   async function decideWithoutRedis(keyId: string, policy: RateLimitPolicy, cost: number) {
     switch (policy.onRedisDown) {
@@ -68,45 +70,10 @@ export function createResilientRateLimiter(options: ResilientRateLimiterOptions)
       deriveLimiterParameters(policy);
       validateCost(cost, policy);
 
-      let probing = false;
-      if (outage !== undefined) {
-        if (probeInFlight || now() - outage.lastFailureAt < retryRedisAfterMs) {
-          return decideWithoutRedis(keyId, policy, cost);
-        }
-        probeInFlight = true;
-        probing = true;
-      }
-      try {
-        const decision = await withTimeout(redis.decide(keyId, policy, cost), timeoutMs);
-        if (outage !== undefined) {
-          logger?.info({ downForMs: now() - outage.since }, 'rate limiter: Redis reachable again');
-          outage = undefined;
-        }
-        return decision;
-      } catch (err) {
-        if (isKeygateError(err)) throw err;
-        const failedAt = now();
-        if (outage === undefined) {
-          logger?.warn(
-            { err: err instanceof Error ? err.message : String(err) },
-            'rate limiter: Redis unreachable; keys fall back to their onRedisDown policy',
-          );
-        }
-        outage = { since: outage?.since ?? failedAt, lastFailureAt: failedAt };
-        return decideWithoutRedis(keyId, policy, cost);
-      } finally {
-        if (probing) probeInFlight = false;
-      }
+      return guard.call(
+        () => redis.decide(keyId, policy, cost),
+        () => decideWithoutRedis(keyId, policy, cost),
+      );
     },
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  // The command may still settle after we gave up on it; its rejection must not go unhandled.
-  promise.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer in ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
