@@ -5,6 +5,7 @@
  * end a scan of every response for the canary secret.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MASK } from '../src/secrets/mask.ts';
 import { toDbTime } from '../src/storage/db.ts';
 import type { NewAuditLogRow } from '../src/storage/schema.ts';
 import { type AdminClient, type AdminFixture, PROVIDER, startAdminFixture } from './helpers/admin.ts';
@@ -516,6 +517,47 @@ describe('script tools', () => {
     expect(sent.body.response).toMatchObject({ status: 200 });
     expect(sent.body.response.body).not.toContain(f.canary); // ...the echo back to the developer did not
   });
+
+  it("dry-runs a failing script: the proxy's error plus what the script logged, masked; the proxy itself sends no logs", async () => {
+    const P = 'failing';
+    const request = [
+      'function (reqHeaders, reqParams, reqBody, AppKey, AesKey, AesIV, PrefixUrl, TokenUrl) {',
+      "  var s = secret('AppSecret');",
+      "  log('string to sign:', 'a=1&key=' + s);",
+      "  log('about to fail');",
+      '  reqHeaders.set(undefinedThing.name, s);',
+      '}',
+    ].join('\n');
+    await api.post(`${base}/providers/${P}/versions`, {
+      name: P,
+      mode: 'script',
+      prefixUrl: f.upstream.url,
+      request,
+    });
+    await api.put(`${base}/providers/${P}/secrets/AppSecret`, { value: f.canary });
+    const res = await api.post(
+      `${base}/providers/${P}/dry-run`,
+      { version: 1, request: { path: '/orders', body: { amount: 5 } } },
+      { token: f.own.developerToken },
+    );
+    expectProblem(res, 502, 'KG_SCRIPT_ERROR');
+    expect(res.body).toMatchObject({ line: 5, detail: expect.stringContaining('undefinedThing') });
+    expect(res.body.logs).toEqual([`string to sign: a=1&key=${MASK}`, 'about to fail']);
+
+    // The same failure through the proxy: a calling service gets the error, never the log.
+    await api.post(`${base}/providers/${P}/activate`, { version: 1, expectedRevision: 0 });
+    const token = (await api.post(`${base}/service-tokens`, { name: 'failing-caller' })).body.token;
+    const proxied = await fetch(`${f.gw.outboundUrl}/v1/proxy/${P}/orders`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"amount":5}',
+    });
+    const problem = (await proxied.json()) as Record<string, unknown>;
+    expect({ status: proxied.status, code: problem.code }).toEqual({ status: 502, code: 'KG_SCRIPT_ERROR' });
+    expect(problem).not.toHaveProperty('logs');
+    expect(JSON.stringify(problem)).not.toContain('string to sign');
+    expect(JSON.stringify(problem)).not.toContain(f.canary);
+  });
 });
 
 describe('secrets', () => {
@@ -717,6 +759,53 @@ describe('partner keys and inbound routes', () => {
       403,
       'KG_FORBIDDEN',
     );
+  });
+
+  it("changes a key's rate-limit policy with PATCH; bad values name their field, an unknown key is 404", async () => {
+    const created = await api.post(
+      `${base}/partner-keys`,
+      { name: 'partner-policy', rate: 5, burst: 10 },
+      { token: f.own.adminToken },
+    );
+    const { keyId } = created.body;
+    const patch = (id: string, json: unknown) =>
+      api.request('PATCH', `${base}/partner-keys/${id}`, { json, token: f.own.adminToken });
+
+    const changed = await patch(keyId, { algorithm: 'gcra', burst: 4 });
+    expect(changed.status, changed.text).toBe(200);
+    expect(changed.body).toMatchObject({
+      keyId,
+      liveSecretVersions: [1],
+      policy: { algorithm: 'gcra', rate: 5, periodSeconds: 1, burst: 4, onRedisDown: 'local' },
+    });
+    const listed = (await api.get(`${base}/partner-keys`)).body.items.find(
+      (k: { keyId: string }) => k.keyId === keyId,
+    );
+    expect(listed.policy).toEqual(changed.body.policy);
+    const audit = await api.get(`${base}/admin-audit?action=partner-key.set-policy`);
+    expect(audit.body.items[0]).toMatchObject({
+      targetId: keyId,
+      actor: { kind: 'admin', role: 'tenant_admin' },
+      before: { policy: { algorithm: 'token-bucket', burst: 10 } },
+      after: { policy: { algorithm: 'gcra', burst: 4 } },
+    });
+
+    const bad = await patch(keyId, { burst: 0, onRedisDown: 'panic' });
+    expectProblem(bad, 400, 'KG_VALIDATION_FAILED');
+    expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['burst', 'onRedisDown']);
+    expect(bad.body.errors.every((e: { in: string }) => e.in === 'body')).toBe(true);
+    // Fields valid one by one can still make a policy the limiters refuse.
+    const tooBig = await patch(keyId, { periodSeconds: 86_400, burst: 100_000 });
+    expectProblem(tooBig, 400, 'KG_VALIDATION_FAILED');
+    expect(tooBig.body.errors).toEqual([expect.objectContaining({ path: 'burst' })]);
+    expectProblem(await patch(keyId, {}), 400, 'KG_VALIDATION_FAILED');
+    expect((await api.get(`${base}/partner-keys`)).text).not.toContain('"burst":100000');
+
+    expectProblem(await patch('pk_nope', { burst: 5 }), 404, 'KG_NOT_FOUND');
+    const otherKey = await api.post(`/admin/v1/tenants/${f.other.name}/partner-keys`, { name: 'theirs' });
+    expectProblem(await patch(otherKey.body.keyId, { burst: 5 }), 404, 'KG_NOT_FOUND');
+    await api.delete(`${base}/partner-keys/${keyId}`);
+    expectProblem(await patch(keyId, { burst: 5 }), 409, 'KG_CONFLICT');
   });
 
   it('adds, lists and removes inbound routes', async () => {

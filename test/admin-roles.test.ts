@@ -184,6 +184,11 @@ const MATRIX: Record<string, RouteExpectation> = {
     success: 201,
     prepare: () => ({ body: { name: `pk-${next()}` } }),
   },
+  'PATCH /admin/v1/tenants/{tenant}/partner-keys/{keyId}': {
+    allowed: ADMINS,
+    success: 200,
+    prepare: async (t) => ({ params: { keyId: (await newPartnerKey(t)).keyId }, body: { burst: 5 } }),
+  },
   'POST /admin/v1/tenants/{tenant}/partner-keys/{keyId}/rotate': {
     allowed: ADMINS,
     success: 201,

@@ -138,6 +138,26 @@ describe('keygate CLI', { timeout: 180_000 }, () => {
     expect(result.logs.join(' ')).toContain('key is ****');
     expect(dry.stdout).not.toContain('Sup3rSecretKey!!');
 
+    // A script that fails: the error names the line, and what it logged first follows, masked.
+    writeFileSync(
+      provider,
+      JSON.stringify({
+        name: 'seed-pay',
+        mode: 'script',
+        prefixUrl: 'http://127.0.0.1:9',
+        request:
+          'function (h, p, b, AppKey, AesKey) {\n  log("key is", AesKey);\n  h.set(nope.x, AesKey);\n}',
+      }),
+    );
+    await keygate(['provider', 'apply', '--tenant', 'acme', '-f', provider, '--draft', '--json'], env);
+    const failed = await keygate(
+      ['script', 'test', '--tenant', 'acme', 'seed-pay', '-f', sample, '--version', '3'],
+      env,
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/line 3, column \d+\) \(KG_SCRIPT_ERROR\)\nlog:\n {2}key is \*{4}\n$/);
+    expect(failed.stdout + failed.stderr).not.toContain('Sup3rSecretKey!!');
+
     const rollback = await keygate(['provider', 'rollback', '--tenant', 'acme', 'seed-pay', '--json'], env);
     expect(rollback.code).toBe(1); // version 1 is active and there is nothing older
     expect(rollback.stderr).toContain('KG_CONFLICT');

@@ -19,10 +19,14 @@ export const ProblemSchema = z
       .array(z.object({ path: z.string(), message: z.string(), in: z.string().optional() }))
       .optional()
       .openapi({ description: 'Field-level validation errors (KG_VALIDATION_FAILED)' }),
+    logs: z
+      .array(z.string())
+      .optional()
+      .openapi({ description: 'Dry-run only: what the failed script logged, secrets masked' }),
   })
   .openapi('Problem');
 
-type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415;
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 502;
 
 const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: 'Validation failed (KG_VALIDATION_FAILED, with field paths) or malformed request',
@@ -32,6 +36,7 @@ const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   409: 'Conflicting change',
   413: 'Request body too large',
   415: 'Content-Type is not application/json',
+  502: 'A signing script failed (KG_SCRIPT_ERROR, with line and column) or the upstream did',
 };
 
 type ProblemResponse = {

@@ -82,6 +82,9 @@ function reportError(err: unknown, cmd: Command, io: CommandIo, json: boolean): 
     message = `${err.message} (${err.code})`;
     const details = err.extra.errors as Array<{ path: string; message: string }> | undefined;
     if (details?.length) message += `\n${details.map((d) => `  ${d.path}: ${d.message}`).join('\n')}`;
+    // A failed dry-run (`script test`) carries what the script logged before it failed.
+    const logs = err.extra.logs as string[] | undefined;
+    if (logs?.length) message += `\nlog:\n${logs.map((l) => `  ${l}`).join('\n')}`;
   } else if (err instanceof ConfigError || err instanceof StartupError) {
     message = err.message;
   } else {

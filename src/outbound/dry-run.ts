@@ -1,12 +1,15 @@
 /**
  * Script dry-run for tenant developers (CLI `script test` and the admin API share it): signs a
  * sample request with a draft or active version exactly as the proxy would, and shows the result
- * with secrets masked. With `send`, it also sends it and runs the response script.
+ * with secrets masked. With `send`, it also sends it and runs the response script. When a script
+ * fails, the error is the one the proxy would raise, plus what the script logged (`logs`).
  */
 
 import { z } from 'zod';
+import { isKeygateError, KeygateError } from '../errors.ts';
 import type { HttpClient } from '../http-client.ts';
 import type { Metrics } from '../metrics.ts';
+import { scriptLogsOf } from '../sandbox/index.ts';
 import { type Actor, authorize } from '../services/actor.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { egressHosts } from '../services/provider-config.ts';
@@ -93,6 +96,7 @@ export async function dryRunScript(
       headers['content-type'] ??= 'application/json';
     }
   }
+  const mask = maskerFor(secrets);
   const prepared = await prepareSignedRequest(
     deps,
     provider,
@@ -105,8 +109,9 @@ export async function dryRunScript(
       body,
     },
     { applyTokenEffects: input.send === true },
-  );
-  const mask = maskerFor(secrets);
+  ).catch((err: unknown) => {
+    throw withScriptLogs(err, [], mask);
+  });
   const maskedHeaders = Object.fromEntries(
     Object.entries(prepared.wire.headers).map(([k, v]) => [k, mask(v)]),
   );
@@ -134,10 +139,14 @@ export async function dryRunScript(
       }
       const flat: Record<string, string> = {};
       for (const [k, v] of Object.entries(upstream.headers)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
-      const r = await provider.response.runResponse(
-        { status: upstream.status, headers: flat, rawBody: text, json },
-        { ...scriptHost(deps.http, provider, secrets), token: null },
-      );
+      const r = await provider.response
+        .runResponse(
+          { status: upstream.status, headers: flat, rawBody: text, json },
+          { ...scriptHost(deps.http, provider, secrets), token: null },
+        )
+        .catch((err: unknown) => {
+          throw withScriptLogs(err, result.logs, mask);
+        });
       result.logs.push(...r.effects.logs.map(mask));
       if (r.changed) text = JSON.stringify(r.body);
     }
@@ -147,4 +156,15 @@ export async function dryRunScript(
     result.response = { status: upstream.status, headers: respHeaders, body: mask(text) };
   }
   return result;
+}
+
+/**
+ * The error with the failed script's log() output (after `logsBefore`, the request script's when
+ * the response script failed) as the problem+json member `logs`. Only the dry-run adds it: the
+ * proxy's errors go to calling services, which must not see what a script logged.
+ */
+function withScriptLogs(err: unknown, logsBefore: string[], mask: (text: string) => string): unknown {
+  const logs = [...logsBefore, ...scriptLogsOf(err).map(mask)];
+  if (!isKeygateError(err) || logs.length === 0) return err;
+  return new KeygateError(err.code, err.message, { ...err.extra, logs });
 }

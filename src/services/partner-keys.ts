@@ -277,6 +277,72 @@ export async function revokePartnerKey(
   return view;
 }
 
+export interface UpdatePartnerKeyPolicyInput {
+  tenant: string;
+  keyId: string;
+  algorithm?: RateLimitAlgorithm;
+  rate?: number;
+  periodSeconds?: number;
+  burst?: number;
+  onRedisDown?: OnRedisDown;
+}
+
+/**
+ * Changes a key's rate-limit policy; fields left out keep their value. The limiter state needs no
+ * reset: it is stored per algorithm, a lowered burst caps what a key has saved up, and
+ * token-bucket state counted under another period is dropped (see inbound/ratelimit/model.ts).
+ */
+export async function updatePartnerKeyPolicy(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: UpdatePartnerKeyPolicyInput,
+): Promise<PartnerKeyView> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  const { algorithm, rate, periodSeconds, burst, onRedisDown } = input;
+  if ([algorithm, rate, periodSeconds, burst, onRedisDown].every((v) => v === undefined)) {
+    throw new KeygateError(
+      'KG_VALIDATION_FAILED',
+      'give at least one of algorithm, rate, periodSeconds, burst, onRedisDown',
+      { errors: [{ path: 'policy', message: 'nothing to change' }] },
+    );
+  }
+  const view = await ctx.db.transaction().execute(async (trx) => {
+    const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
+    if (key.status === 'revoked') throw new KeygateError('KG_CONFLICT', `partner key ${key.id} is revoked`);
+    const before = toView(key, []).policy;
+    const policy: RateLimitPolicy = {
+      algorithm: algorithm ?? before.algorithm,
+      rate: rate ?? before.rate,
+      periodSeconds: periodSeconds ?? before.periodSeconds,
+      burst: burst ?? before.burst,
+      onRedisDown: onRedisDown ?? before.onRedisDown,
+    };
+    checkPolicy(policy);
+    const columns = {
+      algorithm: policy.algorithm,
+      rate: policy.rate,
+      period_seconds: policy.periodSeconds,
+      burst: policy.burst,
+      on_redis_down: policy.onRedisDown,
+    };
+    await trx.updateTable('partner_keys').set(columns).where('id', '=', key.id).execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'partner-key.set-policy',
+      targetType: 'partner_key',
+      targetId: key.id,
+      before: { policy: before },
+      after: { policy },
+    });
+    const live = (await secretVersions(trx, key.id)).filter((v) => v.live).map((v) => v.version);
+    return toView({ ...key, ...columns }, live);
+  });
+  // Nodes drop their cached copy of the key, policy included, and load the new one.
+  await announceKeyChange(ctx, tenantId, input.keyId);
+  return view;
+}
+
 export async function listPartnerKeys(
   ctx: ServiceContext,
   actor: Actor,

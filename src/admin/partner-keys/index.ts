@@ -1,4 +1,7 @@
-/** Partner keys of the inbound API: create (secret shown once), list, rotate, retire a secret, revoke. */
+/**
+ * Partner keys of the inbound API: create (secret shown once), list, change the rate-limit policy,
+ * rotate, retire a secret, revoke.
+ */
 import { createRoute, z } from '@hono/zod-openapi';
 import {
   createPartnerKey,
@@ -6,6 +9,7 @@ import {
   retirePartnerSecret,
   revokePartnerKey,
   rotatePartnerKey,
+  updatePartnerKeyPolicy,
 } from '../../services/partner-keys.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
 import {
@@ -19,7 +23,7 @@ import {
   TenantParams,
   tenantParam,
 } from '../schemas.ts';
-import { CreatedPartnerKeySchema, PartnerKeySchema, toPartnerKey } from './schema.ts';
+import { CreatedPartnerKeySchema, PartnerKeySchema, PolicyChangeSchema, toPartnerKey } from './schema.ts';
 
 const KeyParams = z.object({ tenant: tenantParam, keyId: idParam('keyId', 'Partner key id (pk_...)') });
 const TAGS = ['partner keys'];
@@ -70,6 +74,22 @@ export const listPartnerKeysRoute = createRoute({
   responses: {
     200: jsonContent(z.object({ items: z.array(PartnerKeySchema) }), 'Partner keys'),
     ...errorResponses(404),
+  },
+});
+
+export const updatePartnerKeyPolicyRoute = createRoute({
+  method: 'patch',
+  path: `${API_PREFIX}/tenants/{tenant}/partner-keys/{keyId}`,
+  operationId: 'updatePartnerKeyPolicy',
+  tags: TAGS,
+  summary:
+    "Change a key's rate-limit policy (fields left out keep their value); every node applies it at once",
+  security: BEARER,
+  'x-keygate-permission': PERMISSION,
+  request: { params: KeyParams, body: jsonBody(PolicyChangeSchema) },
+  responses: {
+    200: jsonContent(PartnerKeySchema, 'The key with its new policy'),
+    ...errorResponses(400, 404, 409, 415),
   },
 });
 
@@ -132,6 +152,13 @@ export function registerPartnerKeyRoutes(app: AdminApp, { ctx }: AdminDeps): voi
   app.openapi(listPartnerKeysRoute, async (c) => {
     const keys = await listPartnerKeys(ctx, c.var.actor, c.req.valid('param').tenant);
     return c.json({ items: keys.map(toPartnerKey) }, 200);
+  });
+  app.openapi(updatePartnerKeyPolicyRoute, async (c) => {
+    const view = await updatePartnerKeyPolicy(ctx, c.var.actor, {
+      ...c.req.valid('json'),
+      ...c.req.valid('param'),
+    });
+    return c.json(toPartnerKey(view), 200);
   });
   app.openapi(rotatePartnerKeyRoute, async (c) => {
     const rotated = await rotatePartnerKey(ctx, c.var.actor, c.req.valid('param'));

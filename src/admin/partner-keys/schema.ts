@@ -12,6 +12,17 @@ export const PolicySchema = z
   })
   .openapi('RateLimitPolicy');
 
+/** The body of a policy change: fields left out keep their value. */
+export const PolicyChangeSchema = z
+  .object({
+    algorithm: z.enum(['token-bucket', 'gcra']).optional(),
+    rate: z.number().int().min(1).optional().openapi({ description: 'Requests per period' }),
+    periodSeconds: z.number().int().min(1).optional(),
+    burst: z.number().int().min(1).optional(),
+    onRedisDown: z.enum(['fail-open', 'fail-closed', 'local']).optional(),
+  })
+  .openapi('RateLimitPolicyChange');
+
 export const PartnerKeySchema = z
   .object({
     keyId: z.string(),

@@ -20,7 +20,8 @@ export const dryRunRoute = createRoute({
   summary: 'Sign a sample request with a draft or the active version and show what would be sent',
   description:
     'Returns method, URL, headers and body, the script `log()` output and its timing, with every secret masked. ' +
-    'With `send: true` the request is sent (egress rules apply) and the response script runs on the answer.',
+    'With `send: true` the request is sent (egress rules apply) and the response script runs on the answer. ' +
+    'A failing script gets the error the proxy would raise, with what the script logged as `logs`.',
   security: BEARER,
   'x-keygate-permission': 'script.test',
   request: {
@@ -33,7 +34,10 @@ export const dryRunRoute = createRoute({
       }),
     ),
   },
-  responses: { 200: jsonContent(DryRunResultSchema, 'The signed request'), ...errorResponses(400, 404, 415) },
+  responses: {
+    200: jsonContent(DryRunResultSchema, 'The signed request'),
+    ...errorResponses(400, 404, 415, 502),
+  },
 });
 
 export function registerDryRun(app: AdminApp, services: AdminDeps): void {

@@ -6,6 +6,7 @@ import {
   retirePartnerSecret,
   revokePartnerKey,
   rotatePartnerKey,
+  updatePartnerKeyPolicy,
 } from '../../services/partner-keys.ts';
 import { addRoute, listRoutes, type RouteView, removeRoute } from '../../services/routes.ts';
 import type { OnRedisDown, RateLimitAlgorithm } from '../../storage/schema.ts';
@@ -61,6 +62,38 @@ export const inboundCommands: Command[] = [
           created.secret,
         ],
       );
+      return 0;
+    },
+  },
+  {
+    name: 'partner-key set-policy',
+    usage:
+      'partner-key set-policy --tenant T KEY_ID [--algorithm token-bucket|gcra] [--rate 10/s] [--burst N] [--on-redis-down fail-open|fail-closed|local] [--json]',
+    summary:
+      'Changes the key’s rate-limit policy; options left out keep their value. Every gateway node applies it at once.',
+    options: {
+      tenant: { type: 'string' },
+      algorithm: { type: 'string' },
+      rate: { type: 'string' },
+      burst: { type: 'string' },
+      'on-redis-down': { type: 'string' },
+    },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const keyId = requirePositional(args, 0, 'KEY_ID');
+      const change = {
+        algorithm: optionalString(args, 'algorithm') as RateLimitAlgorithm | undefined,
+        ...(typeof args.values.rate === 'string' ? parseRate(args.values.rate) : {}),
+        burst: optionalInteger(args, 'burst'),
+        onRedisDown: optionalString(args, 'on-redis-down') as OnRedisDown | undefined,
+      };
+      if (Object.values(change).every((v) => v === undefined)) {
+        throw new UsageError('give at least one of --algorithm, --rate, --burst, --on-redis-down');
+      }
+      const view = await withServices(io, (s) =>
+        updatePartnerKeyPolicy(s.ctx, CLI_ACTOR, { tenant, keyId, ...change }),
+      );
+      output(io, args, keySummary(view), [`partner key ${keyId}: ${describePolicy(view)}`]);
       return 0;
     },
   },
