@@ -45,14 +45,20 @@ export function createHttpClient(opts: { connections?: number } = {}) {
   });
 
   async function send(req: UpstreamRequest): Promise<UpstreamResponse> {
-    const signal = AbortSignal.timeout(req.timeoutMs);
+    // The whole exchange has `timeoutMs`. Not AbortSignal.timeout: its timer outlives the request
+    // and fires (building a DOMException and an abort event) for every request ever sent.
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException('upstream deadline passed', 'TimeoutError')),
+      req.timeoutMs,
+    );
     try {
       const res = await request(req.url, {
         method: req.method as 'GET',
         headers: req.headers,
         body: req.body,
         dispatcher: agent,
-        signal,
+        signal: controller.signal,
         headersTimeout: req.timeoutMs,
         bodyTimeout: req.timeoutMs,
       });
@@ -60,6 +66,8 @@ export function createHttpClient(opts: { connections?: number } = {}) {
       return { status: res.statusCode, headers: res.headers as Record<string, string | string[]>, body };
     } catch (err) {
       throw toGatewayError(err, req);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -91,22 +99,35 @@ function safeHost(url: string): string {
   }
 }
 
-/** Drops hop-by-hop headers, including those the message's own Connection header names. */
+/** The hop-by-hop set plus each caller's extra names, built once per distinct list. */
+const dropSets = new WeakMap<readonly string[], Set<string>>();
+const NO_EXTRA_DROP: readonly string[] = [];
+
+/**
+ * Drops hop-by-hop headers, including those the message's own Connection header names. Pass
+ * `extraDrop` as a module constant: its set is built once and reused.
+ */
 export function withoutHopByHop<T extends string | string[] | undefined>(
   headers: Record<string, T>,
-  extraDrop: Iterable<string> = [],
+  extraDrop: readonly string[] = NO_EXTRA_DROP,
 ): Record<string, Exclude<T, undefined>> {
-  const drop = new Set(HOP_BY_HOP);
-  for (const h of extraDrop) drop.add(h);
-  const connection = headers.connection ?? headers.Connection;
-  if (connection) {
-    for (const token of String(connection).split(',')) drop.add(token.trim().toLowerCase());
+  let drop = dropSets.get(extraDrop);
+  if (drop === undefined) {
+    drop = new Set(HOP_BY_HOP);
+    for (const h of extraDrop) drop.add(h);
+    dropSets.set(extraDrop, drop);
   }
+  const connection = headers.connection ?? headers.Connection;
+  const named = connection
+    ? String(connection)
+        .split(',')
+        .map((token) => token.trim().toLowerCase())
+    : NO_EXTRA_DROP;
   const out: Record<string, Exclude<T, undefined>> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (!drop.has(lower)) out[lower] = value as Exclude<T, undefined>;
+    if (!drop.has(lower) && !named.includes(lower)) out[lower] = value as Exclude<T, undefined>;
   }
   return out;
 }

@@ -194,7 +194,7 @@ async function answerFromUpstream(
       ),
     );
     await applyTokenEffects(result.effects, provider, deps.tokens);
-    if (result.changed) body = Buffer.from(JSON.stringify(result.body));
+    if (result.bodyText !== null) body = Buffer.from(result.bodyText);
   }
 
   const mask = maskerFor(secrets);

@@ -260,8 +260,19 @@ export class TenantScript implements CompiledScript {
     const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
     const outcome = this.#readOutcome<ResponseOutcome>(text);
     if (!outcome.ok) throw this.#failure(outcome, inv);
+    const bodyText = outcome.changed ? outcome.bodyText : null;
+    // The proxy sends bodyText as it is; only a caller that reads `body` pays for parsing it back.
+    let body: unknown = json;
+    let bodyParsed = bodyText === null;
     return {
-      body: outcome.changed && outcome.bodyText !== null ? JSON.parse(outcome.bodyText) : json,
+      get body() {
+        if (!bodyParsed) {
+          body = JSON.parse(bodyText!);
+          bodyParsed = true;
+        }
+        return body;
+      },
+      bodyText,
       changed: outcome.changed,
       effects: effectsOf(outcome, host),
       durationUs: elapsedUs(started),

@@ -98,6 +98,8 @@ export interface ResponseScriptResult {
   body: unknown;
   /** Whether respBody differs from `json` once written as JSON; if not, send rawBody as it came. */
   changed: boolean;
+  /** The changed respBody written as JSON (what to send instead of rawBody), else null. */
+  bodyText: string | null;
   effects: ScriptEffects;
   durationUs: number;
   path: 'sync' | 'async';
