@@ -1,8 +1,8 @@
 /**
  * Partner keys for the hot path: the key, its policy and its live secrets (decrypted), cached in
  * memory for a short time and kept as last-known-good while the database or KMS is unreachable.
- * Admin changes (rotate, retire, revoke) reach every node at once over the config-change channel;
- * the TTL bounds how stale a node can be if it missed that message.
+ * Admin changes (policy, rotate, retire, revoke) reach every node at once over the config-change
+ * channel; the TTL bounds how stale a node can be if it missed that message.
  */
 import type { Logger } from '../logger.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';

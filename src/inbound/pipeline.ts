@@ -3,8 +3,8 @@
  *
  *   request target -> signature headers (timestamp window, nonce format) -> body, hashed as it
  *   streams (413 past the limit) -> partner key (unknown / revoked) -> signature (either live
- *   secret) -> nonce (replay) -> rate limit (429) -> route (404 / 403) -> forward -> answer,
- *   then one audit row for the call, whatever happened.
+ *   secret) -> nonce (replay), then rate limit (429), in one Redis round trip -> route
+ *   (404 / 403) -> forward -> answer, then one audit row for the call, whatever happened.
  *
  * Each step is a named function below that either returns what the next step needs or throws a
  * KeygateError; `handleInboundCall` turns a throw into the problem+json answer. The `InboundCall`
@@ -25,12 +25,12 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { toDbTime } from '../storage/db.ts';
 import type { AuditOutcome, NewAuditLogRow } from '../storage/schema.ts';
+import type { Admission } from './admission.ts';
 import type { AuditWriter } from './audit/index.ts';
 import { capBody, redactHeaders } from './audit/redact.ts';
 import type { PartnerKeyForGateway } from './key-cache.ts';
 import type { LkgCache } from './lkg-cache.ts';
 import { type RateLimitDecision, type RateLimiter, rateLimitHeaders } from './ratelimit/index.ts';
-import type { ReplayGuard } from './replay-guard.ts';
 import { type InboundRoute, type RouteTable, selectRoute } from './routes.ts';
 import { canonicalString, SIGNATURE_HEADERS, splitRequestTarget } from './signature/canonical.ts';
 import {
@@ -51,7 +51,9 @@ export interface InboundSettings {
 export interface InboundDeps {
   keys: LkgCache<PartnerKeyForGateway>;
   routes: LkgCache<RouteTable>;
-  replay: ReplayGuard;
+  /** Nonce claim, then quota spend. */
+  admission: Admission;
+  /** For the quota headers of a call refused before it spent anything. */
   limiter: RateLimiter;
   http: HttpClient;
   audit: AuditWriter;
@@ -104,8 +106,7 @@ export async function handleInboundCall(
     const body = await readSignedBody(deps, req, call);
     const key = await findPartnerKey(deps, auth.keyId, call);
     call.secretVersion = verifySignature(call, auth, key, body);
-    await claimNonce(deps, key, auth);
-    await spendRateLimit(deps, key, call);
+    await claimNonceAndSpendQuota(deps, key, auth, call);
     call.route = await findRoute(deps, key, call.path);
     const upstream = await forwardToUpstream(deps, call, call.route, key, req, body);
     answerFromUpstream(res, call, upstream);
@@ -210,23 +211,20 @@ function verifySignature(
     .matchedVersion;
 }
 
-async function claimNonce(
+/**
+ * A replayed nonce is refused before it spends anything; a first-use nonce spends one request of
+ * the key's quota, and the decision goes on every answer from here on.
+ */
+async function claimNonceAndSpendQuota(
   deps: InboundDeps,
   key: PartnerKeyForGateway,
   auth: SignatureHeaders,
-): Promise<void> {
-  if (!(await deps.replay.claim(key.keyId, auth.nonce))) {
-    throw new KeygateError('KG_NONCE_REPLAYED', 'this nonce was already used with this key');
-  }
-}
-
-/** Spends one request of the key's quota; the decision goes on every answer from here on. */
-async function spendRateLimit(
-  deps: InboundDeps,
-  key: PartnerKeyForGateway,
   call: InboundCall,
 ): Promise<void> {
-  const decision = await deps.limiter.decide(key.keyId, key.policy);
+  const decision = await deps.admission.admit(key.keyId, auth.nonce, key.policy);
+  if (decision === 'replayed') {
+    throw new KeygateError('KG_NONCE_REPLAYED', 'this nonce was already used with this key');
+  }
   call.rateLimit = decision;
   if (!decision.allowed) {
     const wait = decision.retryAfterSeconds ?? decision.resetSeconds;

@@ -6,12 +6,17 @@
  * are checked against that node's memory too, so a request admitted during the outage cannot be
  * replayed through Redis afterwards.
  */
-import { createRedisOutageGuard } from '../storage/redis-outage.ts';
+import { createRedisOutageGuard, type RedisOutageGuard } from '../storage/redis-outage.ts';
 import type { NonceStore } from './nonce/nonce-store.ts';
 
 export interface ReplayGuard {
   /** True on a nonce's first use for the key, false for a replay. */
   claim(keyId: string, nonce: string): Promise<boolean>;
+  /**
+   * True while Redis alone decides a claim (no in-process store to consult after an outage), so a
+   * caller may fold the claim into another Redis script.
+   */
+  decidedByRedisAlone(): boolean;
 }
 
 export interface ReplayGuardOptions {
@@ -23,6 +28,11 @@ export interface ReplayGuardOptions {
   timeoutMs?: number;
   /** After a failure Redis is left alone this long, then probed by one request. */
   retryRedisAfterMs?: number;
+  /**
+   * The outage rule to follow, when other users of the same Redis connection share it; otherwise
+   * one is made from `timeoutMs` and `retryRedisAfterMs`.
+   */
+  outage?: RedisOutageGuard;
   logger?: { warn(details: object, message: string): void; info(details: object, message: string): void };
   now?: () => number;
 }
@@ -33,19 +43,27 @@ export function createReplayGuard({
   ttlSeconds,
   timeoutMs = 200,
   retryRedisAfterMs = 1000,
+  outage,
   logger,
   now = Date.now,
 }: ReplayGuardOptions): ReplayGuard {
-  if (!redis) return { claim: (keyId, nonce) => local.claim(keyId, nonce, ttlSeconds) };
+  if (!redis) {
+    return {
+      claim: (keyId, nonce) => local.claim(keyId, nonce, ttlSeconds),
+      decidedByRedisAlone: () => false,
+    };
+  }
   const shared = redis;
-  const guard = createRedisOutageGuard({
-    what: 'nonce store',
-    whileDown: 'nonces are checked in process until it is back',
-    timeoutMs,
-    retryAfterMs: retryRedisAfterMs,
-    logger,
-    now,
-  });
+  const guard =
+    outage ??
+    createRedisOutageGuard({
+      what: 'nonce store',
+      whileDown: 'nonces are checked in process until it is back',
+      timeoutMs,
+      retryAfterMs: retryRedisAfterMs,
+      logger,
+      now,
+    });
   /** Until then, nonces claimed locally during an outage may still come back. */
   let checkLocalUntil = 0;
 
@@ -67,5 +85,6 @@ export function createReplayGuard({
         },
         () => claimLocally(keyId, nonce),
       ),
+    decidedByRedisAlone: () => now() >= checkLocalUntil,
   };
 }

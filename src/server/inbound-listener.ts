@@ -4,6 +4,7 @@
  * nonce store and the limiter when it is configured, in-process twins otherwise.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createAdmission } from '../inbound/admission.ts';
 import { createAuditWriter } from '../inbound/audit/index.ts';
 import { createPartnerKeyCache } from '../inbound/key-cache.ts';
 import {
@@ -22,6 +23,7 @@ import { createReplayGuard } from '../inbound/replay-guard.ts';
 import { createRouteCache } from '../inbound/routes.ts';
 import { partnerKeyChangeTopic } from '../services/partner-keys.ts';
 import { ROUTES_CHANGE_TOPIC } from '../services/routes.ts';
+import { createRedisOutageGuard } from '../storage/redis-outage.ts';
 import type { Services } from './create-services.ts';
 import { handleHealth } from './http.ts';
 
@@ -52,14 +54,30 @@ export async function createInboundHandler(services: Services, opts: InboundHand
   });
 
   const local = createMemoryRateLimiter();
-  const limiter: RateLimiter = redis
-    ? createResilientRateLimiter({ redis: createRedisRateLimiter(redis), local, logger })
+  const nonceTtl = nonceTtlSeconds(config.inbound.clockSkewSeconds);
+  // One view of Redis for the nonce store and the limiter: they share the connection, and a call
+  // that finds Redis down sends both of its steps to their fallbacks without waiting twice.
+  const outage = createRedisOutageGuard({
+    what: 'nonce store and rate limiter',
+    whileDown: 'nonces are checked in process and keys fall back to their onRedisDown policy',
+    timeoutMs: 200,
+    retryAfterMs: 1000,
+    logger,
+  });
+  const redisLimiter = redis ? createRedisRateLimiter(redis) : undefined;
+  const limiter: RateLimiter = redisLimiter
+    ? createResilientRateLimiter({ redis: redisLimiter, local, outage })
     : local;
   const replay = createReplayGuard({
     redis: redis ? createRedisNonceStore(redis) : undefined,
     local: createMemoryNonceStore(),
-    ttlSeconds: nonceTtlSeconds(config.inbound.clockSkewSeconds),
-    logger,
+    ttlSeconds: nonceTtl,
+    outage,
+  });
+  const admission = createAdmission({
+    replay,
+    limiter,
+    redis: redisLimiter ? { limiter: redisLimiter, outage, nonceTtlSeconds: nonceTtl } : undefined,
   });
   const audit = createAuditWriter({
     db: services.db,
@@ -70,7 +88,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
   const deps: InboundDeps = {
     keys,
     routes,
-    replay,
+    admission,
     limiter,
     http: services.http,
     audit,

@@ -218,9 +218,21 @@ const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 
 /** Starts `keygate serve --roles inbound` on port 0 and waits for its "listening" log line. */
 export async function startInboundChild(env: Record<string, string>): Promise<KeygateChild> {
+  // BENCH_PROFILE_DIR (the benchmark's switch): a CPU profile of this child too, written on exit.
+  const profile = process.env.BENCH_PROFILE_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+    : [];
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--no-node-snapshot', '--disable-warning=ExperimentalWarning', MAIN, 'serve', '--roles', 'inbound'],
+    [
+      '--no-node-snapshot',
+      '--disable-warning=ExperimentalWarning',
+      ...profile,
+      MAIN,
+      'serve',
+      '--roles',
+      'inbound',
+    ],
     {
       env: {
         PATH: process.env.PATH ?? '',

@@ -71,6 +71,9 @@ describe('Lua scripts, in-process limiter and reference model', () => {
           const inRedis = createRedisRateLimiter(redis, { clockUs: () => now });
           const inProcess = createMemoryRateLimiter({ clockUs: () => now });
           const keyId = uniqueKeyId();
+          // The same timeline through the script that claims a nonce first (cost-1 steps): a fresh
+          // nonce decides like the plain script, and replaying it spends nothing (the next step shows).
+          const withNonceKeyId = uniqueKeyId();
           for (const [i, { atUs, cost }] of timeline.entries()) {
             now = atUs;
             const context = { step: i, atUs, cost };
@@ -82,6 +85,16 @@ describe('Lua scripts, in-process limiter and reference model', () => {
               ...context,
               decision: expected[i],
             });
+            const withNonce =
+              cost === 1
+                ? await inRedis.claimNonceAndDecide(withNonceKeyId, `nonce-${i}`, 600, shape)
+                : await inRedis.decide(withNonceKeyId, shape, cost);
+            expect({ ...context, decision: withNonce }).toEqual({ ...context, decision: expected[i] });
+            if (cost === 1) {
+              expect(await inRedis.claimNonceAndDecide(withNonceKeyId, `nonce-${i}`, 600, shape)).toBe(
+                'replayed',
+              );
+            }
           }
         },
       ),

@@ -10,6 +10,10 @@
  * Numbers are handed to redis.call as numbers, which Redis converts with 17 significant digits, or
  * formatted with '%.0f'; never tostring() or concatenate them: Lua's own conversion keeps 14
  * significant digits and would round a microsecond timestamp.
+ *
+ * Each script also comes in a variant that first claims the call's nonce (`withNonceClaim`): the
+ * replay check and the quota spend of one call then cost one round trip, and a replayed nonce
+ * returns before anything is spent.
  */
 import { createHash } from 'node:crypto';
 
@@ -98,3 +102,20 @@ local reset = next_arrival - now
 redis.call('SET', KEYS[1], next_arrival, 'PX', math.ceil(reset / 1000) + margin_ms)
 return {1, math.max(0, math.floor((now + tolerance - next_arrival) / interval)), reset, -1}
 `);
+
+/**
+ * The script with the nonce claim put in front of its decision. KEYS[2] is the nonce key (same
+ * `{pk:ID}` hash tag as KEYS[1], so one Cluster slot); ARGV gains the nonce TTL in whole seconds
+ * just before the clock argument. Returns {-1} for a replayed nonce, with nothing spent.
+ */
+function withNonceClaim(script: LuaScript): LuaScript {
+  const claim = `${READ_CLOCK}
+if not redis.call('SET', KEYS[2], '1', 'EX', ARGV[#ARGV - 1], 'NX') then
+  return {-1}
+end
+`;
+  return luaScript(script.source.replace(READ_CLOCK, claim));
+}
+
+export const TOKEN_BUCKET_WITH_NONCE_SCRIPT = withNonceClaim(TOKEN_BUCKET_SCRIPT);
+export const GCRA_WITH_NONCE_SCRIPT = withNonceClaim(GCRA_SCRIPT);

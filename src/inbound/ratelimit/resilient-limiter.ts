@@ -4,7 +4,7 @@
  * deciding in process (`local`).
  */
 import { KeygateError } from '../../errors.ts';
-import { createRedisOutageGuard } from '../../storage/redis-outage.ts';
+import { createRedisOutageGuard, type RedisOutageGuard } from '../../storage/redis-outage.ts';
 import { deriveLimiterParameters } from './model.ts';
 import { type RateLimitDecision, type RateLimiter, type RateLimitPolicy, validateCost } from './policy.ts';
 
@@ -28,20 +28,27 @@ export interface ResilientRateLimiterOptions {
    * an outage requests do not each wait `timeoutMs` first.
    */
   retryRedisAfterMs?: number;
+  /**
+   * The outage rule to follow, when other users of the same Redis connection share it; otherwise
+   * one is made from `timeoutMs` and `retryRedisAfterMs`.
+   */
+  outage?: RedisOutageGuard;
   /** Milliseconds clock, for tests. */
   now?: () => number;
 }
 
 export function createResilientRateLimiter(options: ResilientRateLimiterOptions): RateLimiter {
   const { redis, local, logger, timeoutMs = 200, retryRedisAfterMs = 1000, now = Date.now } = options;
-  const guard = createRedisOutageGuard({
-    what: 'rate limiter',
-    whileDown: 'keys fall back to their onRedisDown policy',
-    timeoutMs,
-    retryAfterMs: retryRedisAfterMs,
-    logger,
-    now,
-  });
+  const guard =
+    options.outage ??
+    createRedisOutageGuard({
+      what: 'rate limiter',
+      whileDown: 'keys fall back to their onRedisDown policy',
+      timeoutMs,
+      retryAfterMs: retryRedisAfterMs,
+      logger,
+      now,
+    });
 
   async function decideWithoutRedis(keyId: string, policy: RateLimitPolicy, cost: number) {
     switch (policy.onRedisDown) {
