@@ -65,6 +65,16 @@ describe.each(DIALECTS)('seed scheme through the proxy (%s)', (dialect) => {
     });
   });
 
+  it('reports the token fetch, the script runs and the loaded version in /metrics', async () => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    expect(text).toMatch(/keygate_token_fetches_total\{provider="seed-pay",outcome="ok"\} 1\n/);
+    expect(text).toMatch(/keygate_provider_config_version\{tenant="[^"]+",provider="seed-pay"\} 1\n/);
+    expect(text).toMatch(/keygate_script_duration_seconds_count\{provider="seed-pay",kind="request"\} [1-9]/);
+    expect(text).toMatch(
+      /keygate_http_requests_total\{listener="outbound",provider="seed-pay",status="200"\} 50\n/,
+    );
+  });
+
   it('after a provider 401 handled by token_delete(), the next request fetches a new token', async () => {
     const before = sim.stats.tokenRequests;
     sim.expireAllTokens();

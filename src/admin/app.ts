@@ -62,6 +62,10 @@ export function createAdminApp(services: Services): OpenAPIHono<AdminEnv> {
   app.use('*', adminRequestMetrics(services.metrics));
 
   app.get('/metrics', async (c) => {
+    // The provider versions this node has loaded, read at scrape time.
+    for (const p of services.providers.loaded()) {
+      services.metrics.configVersion.set({ tenant: p.tenantId, provider: p.name }, p.version);
+    }
     const body = await services.metrics.registry.metrics();
     return c.body(body, 200, { 'content-type': services.metrics.registry.contentType });
   });

@@ -131,7 +131,9 @@ export async function prepareSignedRequest(
       const host = scriptHost(deps.http, provider, secrets);
       const tokens = opts.applyTokenEffects ? deps.tokens : readOnlyTokens(deps.tokens);
       script = await timedScript(deps.metrics, provider, 'request', () =>
-        signWithScript(req, provider, host, tokens),
+        signWithScript(req, provider, host, tokens, (outcome) =>
+          deps.metrics.tokenFetches.inc({ provider: provider.name, outcome }),
+        ),
       );
       break;
     }

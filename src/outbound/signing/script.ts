@@ -24,6 +24,7 @@ export async function signWithScript(
   provider: LoadedProvider,
   host: Omit<ScriptHost, 'token'>,
   tokens: TokenCache,
+  onTokenFetch?: (outcome: 'ok' | 'error') => void,
 ): Promise<RequestScriptResult> {
   const script = provider.request!;
   const input = {
@@ -39,7 +40,7 @@ export async function signWithScript(
     result = await script.runRequest(input, { ...host, token: cached?.token ?? null });
     await applyTokenEffects(result.effects, provider, tokens);
   } else {
-    result = await runInTokenFlight(input, provider, host, tokens);
+    result = await runInTokenFlight(input, provider, host, tokens, onTokenFetch);
   }
   Object.assign(req, {
     method: result.method,
@@ -56,14 +57,21 @@ async function runInTokenFlight(
   provider: LoadedProvider,
   host: Omit<ScriptHost, 'token'>,
   tokens: TokenCache,
+  onTokenFetch?: (outcome: 'ok' | 'error') => void,
 ): Promise<RequestScriptResult> {
   const script = provider.request!;
   let leaderResult: RequestScriptResult | undefined;
   try {
     const token = await tokens.getOrFetch(provider.tenantId, provider.name, async () => {
-      leaderResult = await script.runRequest(input, { ...host, token: null });
+      try {
+        leaderResult = await script.runRequest(input, { ...host, token: null });
+      } catch (err) {
+        onTokenFetch?.('error');
+        throw err;
+      }
       const save = lastSave(leaderResult.effects);
       if (!save) throw new NoTokenSaved(leaderResult);
+      onTokenFetch?.('ok');
       return { token: save.token, expireTime: save.expireTime };
     });
     if (leaderResult) {
