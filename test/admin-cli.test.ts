@@ -6,35 +6,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/main.ts';
 import { AdminClient } from './helpers/admin.ts';
+import { runKeygateInProcess } from './helpers/cli.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
 let gw: TestGateway;
 let dir: string;
 let api: AdminClient;
 
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const sink = (into: string[]) =>
-    ({
-      write(s: string) {
-        into.push(s);
-        return true;
-      },
-    }) as unknown as NodeJS.WritableStream;
-  const io = {
-    stdout: sink(out),
-    stderr: sink(err),
-    stdin: new PassThrough(),
-    env: { ...gw.env, KEYGATE_LOG_LEVEL: 'silent' },
-  };
-  const code = await runCli(argv, io);
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
+const cli = (...argv: string[]) => runKeygateInProcess(argv, gw.env);
 
 beforeAll(async () => {
   gw = await startTestGateway({ dialect: 'sqlite', roles: ['admin'] });

@@ -1,35 +1,12 @@
 /** The `keygate` command as a user runs it: a real child process on a temporary data dir. */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runKeygateProcess } from './helpers/cli.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+const keygate = runKeygateProcess;
 
-function keygate(
-  args: string[],
-  env: Record<string, string>,
-  stdin = '',
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--no-node-snapshot', '--disable-warning=ExperimentalWarning', MAIN, ...args],
-      {
-        env: { PATH: process.env.PATH, KEYGATE_LOG_LEVEL: 'warn', ...env },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.end(stdin);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-// Each run is a fresh process; on a loaded two-core machine a run can take seconds.
 describe('keygate CLI', { timeout: 180_000 }, () => {
   let dir: string;
   let env: Record<string, string>;

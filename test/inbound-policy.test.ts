@@ -7,13 +7,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_ACTOR } from '../src/cli/context.ts';
-import { runCli } from '../src/cli/main.ts';
 import { DEFAULT_KEY_CACHE_TTL_MS } from '../src/inbound/key-cache.ts';
 import { createMemoryRateLimiter, type RateLimitPolicy } from '../src/inbound/ratelimit/index.ts';
 import { updatePartnerKeyPolicy } from '../src/services/partner-keys.ts';
+import { runKeygateInProcess } from './helpers/cli.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import {
   createTestKey,
@@ -162,33 +161,8 @@ describe('a policy change on a running gateway', () => {
   });
 });
 
-/** A writable that hands every chunk to `sink`. */
-function collect(sink: (text: string) => void): NodeJS.WritableStream {
-  return new Writable({
-    write(chunk, _encoding, done) {
-      sink(String(chunk));
-      done();
-    },
-  });
-}
-
 describe('keygate partner-key set-policy', () => {
-  async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const io = {
-      stdout: collect((s) => {
-        stdout += s;
-      }),
-      stderr: collect((s) => {
-        stderr += s;
-      }),
-      stdin: new PassThrough(),
-      env: { ...admin.env, KEYGATE_LOG_LEVEL: 'silent' },
-    };
-    const code = await runCli(argv, io);
-    return { code, stdout, stderr };
-  }
+  const cli = (...argv: string[]) => runKeygateInProcess(argv, admin.env);
 
   it('changes the named parts of the policy, keeps the rest, and the node applies it', async () => {
     const key = await createTestKey(admin.services.ctx, tenantId, {

@@ -3,11 +3,10 @@
  * upstreams on port 0, partner keys and routes made through the services and the CLI.
  */
 import { createHash } from 'node:crypto';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_ACTOR } from '../src/cli/context.ts';
-import { runCli } from '../src/cli/main.ts';
 import { createSignedFetch } from '../src/client/index.ts';
 import { canonicalString, sha256Hex } from '../src/inbound/signature/canonical.ts';
 import {
@@ -18,6 +17,7 @@ import {
 } from '../src/services/partner-keys.ts';
 import { addRoute } from '../src/services/routes.ts';
 import type { AuditLogRow } from '../src/storage/schema.ts';
+import { runKeygateInProcess } from './helpers/cli.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import {
   createTestKey,
@@ -571,33 +571,8 @@ describe('rate limiting', () => {
   }
 });
 
-/** A writable that hands every chunk to `sink`. */
-function collect(sink: (text: string) => void): NodeJS.WritableStream {
-  return new Writable({
-    write(chunk, _encoding, done) {
-      sink(String(chunk));
-      done();
-    },
-  });
-}
-
 describe('the CLI', () => {
-  async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const io = {
-      stdout: collect((s) => {
-        stdout += s;
-      }),
-      stderr: collect((s) => {
-        stderr += s;
-      }),
-      stdin: new PassThrough(),
-      env: { ...gw.env, KEYGATE_LOG_LEVEL: 'silent' },
-    };
-    const code = await runCli(argv, io);
-    return { code, stdout, stderr };
-  }
+  const cli = (...argv: string[]) => runKeygateInProcess(argv, gw.env);
 
   it('creates a key and a route that the running gateway serves at once', async () => {
     const created = await cli(

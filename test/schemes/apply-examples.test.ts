@@ -4,36 +4,14 @@
  * example then goes the whole way a user would: secrets from stdin, then `keygate script test`
  * reproducing the provider's documented request.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runKeygateProcess } from '../helpers/cli.ts';
 import { EXAMPLES_DIR, exampleVectors } from './helpers.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
-
-function keygate(
-  args: string[],
-  env: Record<string, string>,
-  stdin = '',
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--no-node-snapshot', '--disable-warning=ExperimentalWarning', MAIN, ...args],
-      {
-        env: { PATH: process.env.PATH, KEYGATE_LOG_LEVEL: 'warn', ...env },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.end(stdin);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const keygate = runKeygateProcess;
 
 const examples = readdirSync(EXAMPLES_DIR, { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(path.join(EXAMPLES_DIR, d.name, 'provider.json')))
