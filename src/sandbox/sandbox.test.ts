@@ -269,6 +269,33 @@ describe('limits', () => {
     }
   });
 
+  it('a run that makes the same call twice sends it twice, even when waiting outlasts the CPU limit', async () => {
+    // Answers are kept per call and per occurrence, so that a starved run tried again reuses its
+    // earlier attempt's answers; within one run, a repeated call is still a new request.
+    const short = createSandbox({ cpuMs: 50 });
+    try {
+      const script = await short.compile(
+        'request',
+        requestScript(`
+          var a = http_post_json(TokenUrl, { step: 1 }, {});
+          var b = http_post_json(TokenUrl, { step: 1 }, {});
+          reqBody.set('answers', [a, b]);`),
+        'slow-token',
+      );
+      let calls = 0;
+      const host = testHost({ token: null }, async () => {
+        calls++;
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        return String(calls);
+      });
+      const result = await script.runRequest(requestInput(), host);
+      expect(jsonBody(result)['answers']).toEqual(['1', '2']);
+      expect(calls).toBe(2);
+    } finally {
+      short.dispose();
+    }
+  });
+
   it('concurrent runs of one script that all need the async path each get their own answer', async () => {
     const script = await sandbox.compile(
       'request',

@@ -100,6 +100,14 @@ interface Invocation {
   fatal: KeygateError | null;
   /** Errors from http_post_json, rethrown as they are if the script does not catch them. */
   hostErrors: Map<number, KeygateError>;
+  /**
+   * http_post_json answers by call (`url, body, headers` + how many times this run made that same
+   * call), shared by every attempt of one run: a starved run that is tried again gets the answers
+   * of its earlier attempt instead of sending them again (a second token request, say).
+   */
+  posted: Map<string, Promise<string>>;
+  /** How often this attempt made each call so far. */
+  postCounts: Map<string, number>;
 }
 
 interface HostFailure {
@@ -309,7 +317,14 @@ export class TenantScript implements CompiledScript {
       return this.#invokeAsync(host, inputJson, rawBody, jsonText);
     }
     const id = this.#nextInvocationId++;
-    const inv: Invocation = { host, hostMs: 0, fatal: null, hostErrors: new Map() };
+    const inv: Invocation = {
+      host,
+      hostMs: 0,
+      fatal: null,
+      hostErrors: new Map(),
+      posted: new Map(),
+      postCounts: new Map(),
+    };
     this.#invocations.set(id, inv);
     let text: string;
     try {
@@ -340,17 +355,25 @@ export class TenantScript implements CompiledScript {
     rawBody: string | null,
     jsonText: string | null,
     attempt = 1,
+    posted = new Map<string, Promise<string>>(),
   ): Promise<Invoked> {
     const live = await this.#ensureLive();
     const id = this.#nextInvocationId++;
-    const inv: Invocation = { host, hostMs: 0, fatal: null, hostErrors: new Map() };
+    const inv: Invocation = {
+      host,
+      hostMs: 0,
+      fatal: null,
+      hostErrors: new Map(),
+      posted,
+      postCounts: new Map(),
+    };
     this.#invocations.set(id, inv);
     let text: string;
     try {
       text = await this.#runAsync(live, id, inputJson, rawBody, jsonText, inv);
     } catch (err) {
       if (err instanceof StarvedRun && attempt < MAX_ASYNC_ATTEMPTS) {
-        return this.#invokeAsync(host, inputJson, rawBody, jsonText, attempt + 1);
+        return this.#invokeAsync(host, inputJson, rawBody, jsonText, attempt + 1, posted);
       }
       throw err instanceof StarvedRun ? err.error : err;
     } finally {
@@ -366,7 +389,7 @@ export class TenantScript implements CompiledScript {
       );
     }
     this.#recycle();
-    return this.#invokeAsync(host, inputJson, rawBody, jsonText, attempt + 1);
+    return this.#invokeAsync(host, inputJson, rawBody, jsonText, attempt + 1, posted);
   }
 
   #runSync(
@@ -519,7 +542,14 @@ export class TenantScript implements CompiledScript {
       return JSON.stringify({ message: 'http_post_json: only works while the script runs' });
     if (inv.fatal !== null) return JSON.stringify({ message: inv.fatal.message, abort: true });
     try {
-      const request = inv.host.httpPostJson(url, JSON.parse(bodyJson), JSON.parse(headerJson));
+      const call = `${url}\u0000${bodyJson}\u0000${headerJson}`;
+      const nth = (inv.postCounts.get(call) ?? 0) + 1;
+      inv.postCounts.set(call, nth);
+      let request = inv.posted.get(`${call}\u0000${nth}`);
+      if (request === undefined) {
+        request = inv.host.httpPostJson(url, JSON.parse(bodyJson), JSON.parse(headerJson));
+        inv.posted.set(`${call}\u0000${nth}`, request);
+      }
       const text = await withDeadline(request, this.#limits.httpWaitMs);
       if (typeof text !== 'string')
         throw new KeygateError('KG_INTERNAL', 'http_post_json: the host returned no text');
