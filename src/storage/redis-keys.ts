@@ -17,8 +17,6 @@ export const redisKeys = {
   tokenError: (tenantId: string, provider: string) => `${PREFIX}:{tok:${tenantId}:${provider}}:error`,
   /** Inbound nonce seen for a partner key. */
   nonce: (keyId: string, nonce: string) => `${PREFIX}:{pk:${keyId}}:nonce:${nonce}`,
-  /** Rate-limit state of a partner key. */
-  rateLimit: (keyId: string) => `${PREFIX}:{pk:${keyId}}:rl`,
   /** Pub/sub channel for provider-config activations and rollbacks. */
   configChannel: () => `${PREFIX}:config-changes`,
   /**
