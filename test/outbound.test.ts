@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_ACTOR } from '../src/cli/context.ts';
 import { applyProviderVersion } from '../src/services/providers.ts';
+import { createServiceToken, revokeServiceToken } from '../src/services/tokens.ts';
 import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -256,6 +257,18 @@ describe('bad input and failures', () => {
     const invalid = await proxy('plain', '/x', 'kgs_not-a-real-token');
     expect(invalid.status).toBe(401);
     expect((await problem(invalid)).code).toBe('KG_UNAUTHENTICATED');
+  });
+
+  it('a revoked service token stops working at once', async () => {
+    const created = await createServiceToken(gw.services.ctx, CLI_ACTOR, {
+      tenant: tenantId,
+      name: 'to-revoke',
+    });
+    expect((await proxy('plain', '/x', created.token)).status).toBe(200);
+    await revokeServiceToken(gw.services.ctx, CLI_ACTOR, tenantId, created.id);
+    const after = await proxy('plain', '/x', created.token);
+    expect(after.status).toBe(401);
+    expect((await problem(after)).code).toBe('KG_UNAUTHENTICATED');
   });
 
   it('404 for an unknown provider', async () => {

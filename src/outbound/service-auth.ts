@@ -1,10 +1,13 @@
 /**
  * Service-token authentication for the proxy. Token hashes resolve to a tenant through a small
  * in-memory cache so the hot path makes no database round trip; entries are rechecked in the
- * background after `ttlMs`, so a revocation takes effect within that time.
+ * background after `ttlMs`. A revocation announced on the config events drops the tenant's entries
+ * at once; `ttlMs` bounds it when an announcement is lost.
  */
 import { KeygateError } from '../errors.ts';
 import { hashToken } from '../ids.ts';
+import type { ConfigEvents } from '../services/context.ts';
+import { SERVICE_TOKENS_TOPIC } from '../services/tokens.ts';
 import type { Db } from '../storage/db.ts';
 
 interface Entry {
@@ -17,10 +20,14 @@ export type ServiceAuthenticator = (authorization: string | undefined) => Promis
 
 export function createServiceAuthenticator(
   db: Db,
-  opts: { ttlMs?: number; maxEntries?: number } = {},
+  opts: { ttlMs?: number; maxEntries?: number; configEvents?: ConfigEvents } = {},
 ): ServiceAuthenticator {
-  const { ttlMs = 5_000, maxEntries = 10_000 } = opts;
+  const { ttlMs = 5_000, maxEntries = 10_000, configEvents } = opts;
   const cache = new Map<string, Entry>();
+  configEvents?.subscribe((tenantId, topic) => {
+    if (topic !== SERVICE_TOKENS_TOPIC) return;
+    for (const [hash, entry] of cache) if (entry.tenantId === tenantId) cache.delete(hash);
+  });
 
   async function lookup(hash: string): Promise<string | null> {
     const row = await db

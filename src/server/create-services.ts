@@ -130,7 +130,7 @@ export async function createServices(
       configEvents,
       http,
       providers,
-      authenticateService: createServiceAuthenticator(db),
+      authenticateService: createServiceAuthenticator(db, { configEvents }),
       ctx: { db, dialect, secrets, sandbox, configEvents },
       checkReady,
       async close() {

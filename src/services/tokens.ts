@@ -11,6 +11,9 @@ import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
 import { resolveTenantId } from './tenants.ts';
 
+/** Config-event topic announcing that a tenant's service tokens changed (a revocation). */
+export const SERVICE_TOKENS_TOPIC = 'outbound:service-tokens';
+
 export const ADMIN_ROLES: readonly AdminRole[] = ['gateway_admin', 'tenant_admin', 'tenant_developer'];
 
 export interface CreatedCredential {
@@ -89,6 +92,7 @@ export async function revokeServiceToken(
       targetId: id,
     });
   });
+  await ctx.configEvents.publish(tenantId, SERVICE_TOKENS_TOPIC);
 }
 
 /** Outbound hot path: token -> tenant. Returns undefined for unknown or revoked tokens. */

@@ -94,7 +94,7 @@ export const adminCommands: Command[] = [
   {
     name: 'service-token revoke',
     usage: 'service-token revoke --tenant T TOKEN_ID [--json]',
-    summary: 'Revokes a service token (the proxy stops accepting it within seconds).',
+    summary: 'Revokes a service token; every proxy node stops accepting it at once.',
     options: { tenant: { type: 'string' } },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
