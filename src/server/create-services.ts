@@ -95,6 +95,8 @@ export async function createServices(
     closers.push(() => sandbox.dispose());
     const http = createHttpClient();
     closers.push(() => http.close());
+    // A secret set on any node is announced like a config change: reload it on the next request.
+    configEvents.subscribe((tenantId, provider) => secrets.invalidate(tenantId, provider));
     const providers = createProviderRegistry({
       db,
       sandbox,
