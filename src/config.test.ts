@@ -1,0 +1,43 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  it('has embedded defaults: SQLite, in-process state, local master key, the three ports', () => {
+    const config = loadConfig({ KEYGATE_DATA_DIR: '/tmp/kg-defaults' });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.kms).toEqual({ provider: 'local', masterKeyFile: '/tmp/kg-defaults/master.key' });
+    expect(config.ports).toEqual({ outbound: 8080, admin: 8081, inbound: 8082 });
+    expect(config.script).toEqual({ cpuMs: 50, memoryMb: 32 });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads KEYGATE_CONFIG and lets the environment win', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kg-config-'));
+    const file = path.join(dir, 'keygate.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ KEYGATE_OUTBOUND_PORT: 9000, KEYGATE_ADMIN_PORT: 9001, REDIS_URL: 'redis://r:6379' }),
+    );
+    const config = loadConfig({ KEYGATE_CONFIG: file, KEYGATE_ADMIN_PORT: '9100' });
+    expect(config.ports.outbound).toBe(9000);
+    expect(config.ports.admin).toBe(9100);
+    expect(config.redisUrl).toBe('redis://r:6379');
+  });
+
+  it.each([
+    [{ DATABASE_URL: 'postgres://x/y' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'http://nope' }, 'REDIS_URL'],
+    [{ KEYGATE_OUTBOUND_PORT: '70000' }, 'KEYGATE_OUTBOUND_PORT'],
+    [{ KMS_PROVIDER: 'vault' }, 'KMS_PROVIDER'],
+    [{ KMS_PROVIDER: 'aws-kms', AWS_REGION: 'eu-west-1' }, 'KMS_KEY_ID'],
+    [{ KMS_PROVIDER: 'aws-kms', KMS_KEY_ID: 'alias/k' }, 'AWS_REGION'],
+    [{ KEYGATE_CONFIG: '/nonexistent/keygate.json' }, 'KEYGATE_CONFIG'],
+  ])('stops with a message naming the bad setting: %o', (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+});
