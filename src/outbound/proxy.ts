@@ -73,6 +73,7 @@ export async function proxyRequest(
   const provider = await deps.providers.get(tenantId, providerName);
   const secrets = await deps.secrets.loadProviderSecrets(tenantId, provider.name);
   const prepared = await prepareSignedRequest(deps, provider, secrets, call, { applyTokenEffects: true });
+  logScriptOutput(deps, call.requestId, provider, 'request', prepared.script?.effects.logs);
   const upstream = await deps.http.send(prepared.wire);
   return answerFromUpstream(deps, provider, secrets, upstream, call.requestId, prepared.sentToken);
 }
@@ -195,6 +196,7 @@ async function answerFromUpstream(
         { ...scriptHost(deps.http, provider, secrets), token: null },
       ),
     );
+    logScriptOutput(deps, requestId, provider, 'response', result.effects.logs);
     await applyTokenEffects(result.effects, provider, deps.tokens);
     if (result.bodyText !== null) body = Buffer.from(result.bodyText);
   }
@@ -210,6 +212,22 @@ async function answerFromUpstream(
     headers: maskedHeaders,
     body: Buffer.from(mask(body.toString('latin1')), 'latin1'),
   };
+}
+
+/** A script's `log()` lines (already masked by the sandbox) go to the debug log. */
+function logScriptOutput(
+  deps: Pick<OutboundDeps, 'logger'>,
+  requestId: string,
+  provider: LoadedProvider,
+  kind: 'request' | 'response',
+  lines: string[] | undefined,
+): void {
+  if (lines?.length) {
+    deps.logger.debug(
+      { requestId, provider: provider.name, version: provider.version, kind, lines },
+      'script log',
+    );
+  }
 }
 
 /** The built-ins' view of the world; `http_post_json` goes through the egress check. */

@@ -35,6 +35,8 @@ export interface GatewayOptions {
   env?: Record<string, string>;
   /** Reuse an existing database (a second node of the same cluster). */
   database?: TestDatabase;
+  /** Where the JSON log lines go (debug level); silent when not given. */
+  logTo?: NodeJS.WritableStream;
 }
 
 export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestGateway> {
@@ -53,7 +55,8 @@ export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestG
     ...opts.env,
   };
   const config = loadConfig(env);
-  const services = await createServices(config, { logger: createLogger('silent') });
+  const logger = opts.logTo ? createLogger('debug', opts.logTo) : createLogger('silent');
+  const services = await createServices(config, { logger });
   const server = await startServer(services, opts.roles ?? ROLES);
   const url = (role: ListenerRole) => (server.ports[role] ? `http://127.0.0.1:${server.ports[role]}` : '');
   return {
