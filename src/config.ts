@@ -64,6 +64,7 @@ const envSchema = z.object({
   KEYGATE_AUDIT_BODY_CAP_BYTES: positiveInt.default(64 * 1024),
   KEYGATE_AUDIT_SPOOL_DIR: z.string().min(1).optional(),
   KEYGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
+  KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
 });
 
 export type RawEnv = z.infer<typeof envSchema>;
@@ -84,6 +85,7 @@ export interface Config {
   configPollMs: number;
   inbound: { clockSkewSeconds: number; maxBodyBytes: number; auditBodyCapBytes: number; spoolDir: string };
   shutdownGraceMs: number;
+  maxUpstreamResponseBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -169,5 +171,6 @@ function toConfig(raw: RawEnv): Config {
         : path.join(dataDir, 'spool'),
     },
     shutdownGraceMs: raw.KEYGATE_SHUTDOWN_GRACE_MS,
+    maxUpstreamResponseBytes: raw.KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES,
   };
 }

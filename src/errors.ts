@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   KG_TOKEN_FETCH_FAILED: { status: 502, title: 'Could not obtain an access token' },
   KG_UPSTREAM_UNREACHABLE: { status: 502, title: 'Upstream not reachable' },
   KG_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream did not answer in time' },
+  KG_UPSTREAM_TOO_LARGE: { status: 502, title: 'Upstream answer too large' },
 
   // Inbound API
   KG_AUTH_HEADER_MISSING: { status: 401, title: 'Signature header missing' },

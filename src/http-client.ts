@@ -37,11 +37,18 @@ export interface UpstreamResponse {
 
 export type HttpClient = ReturnType<typeof createHttpClient>;
 
-export function createHttpClient(opts: { connections?: number } = {}) {
+/**
+ * `maxResponseBytes` bounds what an upstream answer may hold in memory: keygate reads answers
+ * whole (to mask secrets, run response hooks and write audit rows), so an endless or huge answer
+ * must fail the request, not the process.
+ */
+export function createHttpClient(opts: { connections?: number; maxResponseBytes?: number } = {}) {
+  const maxResponseBytes = opts.maxResponseBytes ?? 32 * 1024 * 1024;
   const agent = new Agent({
     keepAliveTimeout: 10_000,
     connections: opts.connections ?? 128,
     connect: { timeout: 5_000 },
+    maxResponseSize: maxResponseBytes,
   });
 
   async function send(req: UpstreamRequest): Promise<UpstreamResponse> {
@@ -65,7 +72,7 @@ export function createHttpClient(opts: { connections?: number } = {}) {
       const body = Buffer.from(await res.body.arrayBuffer());
       return { status: res.statusCode, headers: res.headers as Record<string, string | string[]>, body };
     } catch (err) {
-      throw toGatewayError(err, req);
+      throw toGatewayError(err, req, maxResponseBytes);
     } finally {
       clearTimeout(timer);
     }
@@ -74,8 +81,14 @@ export function createHttpClient(opts: { connections?: number } = {}) {
   return { send, close: () => agent.close() };
 }
 
-function toGatewayError(err: unknown, req: UpstreamRequest): KeygateError {
+function toGatewayError(err: unknown, req: UpstreamRequest, maxResponseBytes: number): KeygateError {
   const host = safeHost(req.url);
+  if (err instanceof undiciErrors.ResponseExceededMaxSizeError) {
+    return new KeygateError(
+      'KG_UPSTREAM_TOO_LARGE',
+      `${host} answered with more than ${maxResponseBytes} bytes`,
+    );
+  }
   if (
     err instanceof undiciErrors.HeadersTimeoutError ||
     err instanceof undiciErrors.BodyTimeoutError ||

@@ -376,6 +376,36 @@ describe('scripts that fail at request time', () => {
   });
 });
 
+describe('upstream answers above the size limit', () => {
+  it('fail the request with 502 KG_UPSTREAM_TOO_LARGE, and the gateway keeps serving', async () => {
+    const small = await startTestGateway({ env: { KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: '65536' } });
+    const big = await startUpstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(req.url.startsWith('/big') ? 'x'.repeat(200_000) : 'small');
+    });
+    try {
+      const { serviceToken } = await setUpProvider(
+        small,
+        { name: 'bulky', mode: 'simple', prefixUrl: big.url },
+        { AppKey: 'k', AppSecret: 's' },
+      );
+      const call = (path: string) =>
+        fetch(`${small.outboundUrl}/v1/proxy/bulky${path}`, {
+          headers: { authorization: `Bearer ${serviceToken}` },
+        });
+      const tooLarge = await call('/big');
+      expect(tooLarge.status).toBe(502);
+      expect((await problem(tooLarge)).code).toBe('KG_UPSTREAM_TOO_LARGE');
+      const fine = await call('/small');
+      expect(fine.status).toBe(200);
+      expect(await fine.text()).toBe('small');
+    } finally {
+      await small.close();
+      await big.close();
+    }
+  });
+});
+
 describe('headers a script sets', () => {
   it('reach the upstream once, whatever their letter case, and a script-chosen Content-Type wins', async () => {
     const { serviceToken } = await setUpProvider(gw, {

@@ -401,6 +401,7 @@ const OUTCOMES: Partial<Record<ErrorCode, AuditOutcome>> = {
   KG_RATE_LIMITED: 'rate_limited',
   KG_UPSTREAM_UNREACHABLE: 'upstream_error',
   KG_UPSTREAM_TIMEOUT: 'upstream_error',
+  KG_UPSTREAM_TOO_LARGE: 'upstream_error',
 };
 
 function outcomeOf(code: ErrorCode): AuditOutcome {

@@ -93,7 +93,7 @@ export async function createServices(
     const secrets = createSecretStore({ db, keyProvider, dataKeyTtlMs: config.dataKeyTtlMs, logger });
     const sandbox = createSandbox(config.script);
     closers.push(() => sandbox.dispose());
-    const http = createHttpClient();
+    const http = createHttpClient({ maxResponseBytes: config.maxUpstreamResponseBytes });
     closers.push(() => http.close());
     // A secret set on any node is announced like a config change: reload it on the next request.
     configEvents.subscribe((tenantId, provider) => secrets.invalidate(tenantId, provider));
