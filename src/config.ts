@@ -65,6 +65,7 @@ const envSchema = z.object({
   KEYGATE_AUDIT_SPOOL_DIR: z.string().min(1).optional(),
   KEYGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
+  KEYGATE_REDIS_TIMEOUT_MS: positiveInt.default(1000),
 });
 
 export type RawEnv = z.infer<typeof envSchema>;
@@ -86,6 +87,8 @@ export interface Config {
   inbound: { clockSkewSeconds: number; maxBodyBytes: number; auditBodyCapBytes: number; spoolDir: string };
   shutdownGraceMs: number;
   maxUpstreamResponseBytes: number;
+  /** How long an inbound request waits for Redis before its key's onRedisDown policy applies. */
+  redisTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -172,5 +175,6 @@ function toConfig(raw: RawEnv): Config {
     },
     shutdownGraceMs: raw.KEYGATE_SHUTDOWN_GRACE_MS,
     maxUpstreamResponseBytes: raw.KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES,
+    redisTimeoutMs: raw.KEYGATE_REDIS_TIMEOUT_MS,
   };
 }

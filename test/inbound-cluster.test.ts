@@ -46,6 +46,9 @@ beforeAll(async () => {
         KEYGATE_AUDIT_SPOOL_DIR: spoolDir,
         KEYGATE_MIGRATE_ON_START: 'false',
         KEYGATE_LOG_LEVEL: 'debug',
+        // This file checks exactness, not outages: a loaded CI machine must not make a slow Redis
+        // answer look like an outage (the keys here are fail-closed).
+        KEYGATE_REDIS_TIMEOUT_MS: '5000',
       });
       nodes.push(node);
     }),

@@ -60,7 +60,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
   const outage = createRedisOutageGuard({
     what: 'nonce store and rate limiter',
     whileDown: 'nonces are checked in process and keys fall back to their onRedisDown policy',
-    timeoutMs: 200,
+    timeoutMs: config.redisTimeoutMs,
     retryAfterMs: 1000,
     logger,
   });
