@@ -23,12 +23,14 @@ import { addRoute } from '../src/services/routes.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { startInboundChild } from '../test/helpers/inbound.ts';
-import { startChild, stop } from './load.ts';
+import { cpuText, measureCpu, startChild, stop, WARMUP_SEC } from './load.ts';
 
 export interface LatencyFigures {
   rps: number;
   p50: number;
   p99: number;
+  cpuUsPerRequest?: number | null;
+  machineUsPerRequest?: number | null;
 }
 
 export interface InboundBench {
@@ -98,8 +100,12 @@ export async function benchInbound({
         throw new Error(`keygate warm-up failed: ${check.status} ${await check.text()}`);
     }
 
-    const keygateFigures = await drive(keygate.url, key, durationSec, connections);
-    const passthroughFigures = await drive(passthroughUrl, key, durationSec, connections);
+    const keygateFigures = await measureCpu(keygate.pid, durationSec, () =>
+      drive(keygate.url, key, durationSec, connections),
+    );
+    const passthroughFigures = await measureCpu(passthrough.child.pid, durationSec, () =>
+      drive(passthroughUrl, key, durationSec, connections),
+    );
     return {
       keygate: keygateFigures,
       passthrough: passthroughFigures,
@@ -174,7 +180,7 @@ async function drive(
         },
       ],
     });
-  await run(2);
+  await run(WARMUP_SEC);
   const r = await run(durationSec);
   if (r.non2xx || r.errors || r.timeouts) {
     throw new Error(`${baseUrl}: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts`);
@@ -184,7 +190,7 @@ async function drive(
 
 export function printInbound(r: InboundBench): void {
   const line = (f: LatencyFigures) =>
-    `${String(f.rps).padStart(7)} req/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms`;
+    `${String(f.rps).padStart(7)} req/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms${cpuText(f)}`;
   console.log('inbound (HMAC verify, Redis nonce + limiter, route, forward, async MySQL audit):');
   console.log(`  node:http+undici pass  ${line(r.passthrough)}`);
   console.log(`  keygate                ${line(r.keygate)}`);

@@ -1,5 +1,6 @@
 /** Shared load-generation helpers for the benchmarks (autocannon, child processes). */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
@@ -81,6 +82,83 @@ export function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-export function fmt(r: LoadResult): string {
-  return `${String(r.rps).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2).padStart(6)} ms  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms${r.errors || r.non2xx ? `  (errors ${r.errors}, non-2xx ${r.non2xx})` : ''}`;
+export function fmt(
+  r: LoadResult & { cpuUsPerRequest?: number | null; machineUsPerRequest?: number | null },
+): string {
+  const cpu = cpuText(r);
+  return `${String(r.rps).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2).padStart(6)} ms  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms${cpu}${r.errors || r.non2xx ? `  (errors ${r.errors}, non-2xx ${r.non2xx})` : ''}`;
+}
+
+/**
+ * CPU time (user + system, all threads) a process has used so far, in microseconds, from
+ * /proc/<pid>/stat; null where there is no /proc. Dividing a phase's CPU time by its requests
+ * shows what each request costs the process, which is what a CPU-bound gateway's RPS follows.
+ */
+export function cpuMicros(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime are
+    // fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time the whole machine has spent busy (all cores, every process), in microseconds. */
+export function machineBusyMicros(): number | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+    const busy = fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]! + fields[7]!;
+    return (busy * 1_000_000) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs `load` and reports the CPU time each request cost the process `pid`, and the whole machine
+ * (load generator, upstream, Redis and MariaDB included).
+ */
+export async function measureCpu<T extends { rps: number }>(
+  pid: number | undefined,
+  durationSec: number,
+  load: () => Promise<T>,
+): Promise<T & { cpuUsPerRequest: number | null; machineUsPerRequest: number | null }> {
+  let before: number | null = null;
+  let machineBefore: number | null = null;
+  // Start counting after the warm-up: runLoad warms up first, then measures for durationSec.
+  const warmupDone = setTimeout(() => {
+    before = cpuMicros(pid);
+    machineBefore = machineBusyMicros();
+  }, WARMUP_SEC * 1000);
+  const result = await load();
+  clearTimeout(warmupDone);
+  const after = cpuMicros(pid);
+  const machineAfter = machineBusyMicros();
+  const requests = result.rps * durationSec;
+  const perRequest = (a: number | null, b: number | null) =>
+    a === null || b === null || requests === 0 ? null : (b - a) / requests;
+  return {
+    ...result,
+    cpuUsPerRequest: perRequest(before, after),
+    machineUsPerRequest: perRequest(machineBefore, machineAfter),
+  };
+}
+
+export const WARMUP_SEC = 2;
+
+/** "  <proxy> us CPU/req (machine <all> us)" when the figures are known. */
+export function cpuText(r: { cpuUsPerRequest?: number | null; machineUsPerRequest?: number | null }): string {
+  if (r.cpuUsPerRequest == null) return '';
+  const machine = r.machineUsPerRequest == null ? '' : ` (machine ${Math.round(r.machineUsPerRequest)})`;
+  return `  ${Math.round(r.cpuUsPerRequest)} us CPU/req${machine}`;
 }

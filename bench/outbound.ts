@@ -17,15 +17,17 @@ import { applyProviderVersion } from '../src/services/providers.ts';
 import { setSecret } from '../src/services/secrets.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
-import { fmt, type LoadResult, runLoad, startChild, stop } from './load.ts';
+import { fmt, type LoadResult, measureCpu, runLoad, startChild, stop, WARMUP_SEC } from './load.ts';
 
 const SECRETS = { AppKey: 'bench-app', AesKey: '0123456789abcdef', AesIV: 'fedcba9876543210' };
 const here = import.meta.dirname;
 
+type Measured = LoadResult & { cpuUsPerRequest: number | null; machineUsPerRequest: number | null };
+
 export interface OutboundBench {
   direct: LoadResult;
-  passthrough: LoadResult;
-  keygate: LoadResult;
+  passthrough: Measured;
+  keygate: Measured;
   ratio: number;
 }
 
@@ -120,21 +122,38 @@ export async function benchOutbound(
       authorization: signed.headers.authorization!,
     };
     const signedPath = new URL(signed.url).pathname;
-    const load = { connections, durationSec, warmupSec: 2 };
-    const direct = await runLoad({
-      ...load,
-      url: `${upstreamUrl}${signedPath}`,
-      headers: signedHeaders,
-      body: signed.body,
-    });
-    const pass = await runLoad({
-      ...load,
-      url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
-      headers: signedHeaders,
-      body: signed.body,
-    });
-    const kg = await runLoad({ ...load, ...keygateReq });
-    return { direct, passthrough: pass, keygate: kg, ratio: kg.rps / pass.rps };
+    const load = { connections, durationSec, warmupSec: WARMUP_SEC };
+    // BENCH_OUTBOUND_ONLY=keygate skips the baselines, for quick before/after runs while tuning.
+    const skip = process.env.BENCH_OUTBOUND_ONLY === 'keygate';
+    const none = {
+      rps: 0,
+      p50Ms: 0,
+      p99Ms: 0,
+      errors: 0,
+      non2xx: 0,
+      cpuUsPerRequest: null,
+      machineUsPerRequest: null,
+    };
+    const direct = skip
+      ? none
+      : await runLoad({
+          ...load,
+          url: `${upstreamUrl}${signedPath}`,
+          headers: signedHeaders,
+          body: signed.body,
+        });
+    const pass = skip
+      ? none
+      : await measureCpu(passthrough.child.pid, durationSec, () =>
+          runLoad({
+            ...load,
+            url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
+            headers: signedHeaders,
+            body: signed.body,
+          }),
+        );
+    const kg = await measureCpu(keygate.child.pid, durationSec, () => runLoad({ ...load, ...keygateReq }));
+    return { direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps };
   } finally {
     for (const c of children) await stop(c);
     rmSync(dataDir, { recursive: true, force: true });

@@ -10,12 +10,9 @@ const wanted = (name: string) => parts.length === 0 || parts.includes(name);
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
 
 if (wanted('sandbox')) {
-  const { benchSandbox } = await import('./sandbox.ts');
-  const r = await benchSandbox();
+  const { benchSandbox, printSandbox } = await import('./sandbox.ts');
   console.log('sandbox (seed request script, sync path, token cached):');
-  console.log(
-    `  p50 ${r.p50Us.toFixed(1)} us  p99 ${r.p99Us.toFixed(1)} us  ${Math.round(r.opsPerSec)} runs/s  (target p50 <= 30 us)`,
-  );
+  printSandbox(await benchSandbox());
   console.log('');
 }
 if (wanted('outbound')) {
