@@ -2,7 +2,7 @@
  * The one HTTP client: a keep-alive undici Agent shared by the outbound proxy, token fetches,
  * `http_post_json` and the inbound gateway's forwarding. Maps network failures to stable gateway codes.
  */
-import { Agent, request, errors as undiciErrors } from 'undici';
+import { Agent, type Dispatcher, errors as undiciErrors } from 'undici';
 import { KeygateError } from './errors.ts';
 
 /** Headers that describe one connection, not the message (RFC 9110 7.6.1), plus ones we recompute. */
@@ -51,34 +51,121 @@ export function createHttpClient(opts: { connections?: number; maxResponseBytes?
     maxResponseSize: maxResponseBytes,
   });
 
-  async function send(req: UpstreamRequest): Promise<UpstreamResponse> {
-    // The whole exchange has `timeoutMs`. Not AbortSignal.timeout: its timer outlives the request
-    // and fires (building a DOMException and an abort event) for every request ever sent.
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new DOMException('upstream deadline passed', 'TimeoutError')),
-      req.timeoutMs,
-    );
-    try {
-      const res = await request(req.url, {
-        method: req.method as 'GET',
-        headers: req.headers,
-        body: req.body,
-        dispatcher: agent,
-        signal: controller.signal,
-        headersTimeout: req.timeoutMs,
-        bodyTimeout: req.timeoutMs,
-      });
-      const body = Buffer.from(await res.body.arrayBuffer());
-      return { status: res.statusCode, headers: res.headers as Record<string, string | string[]>, body };
-    } catch (err) {
-      throw toGatewayError(err, req, maxResponseBytes);
-    } finally {
-      clearTimeout(timer);
-    }
+  /**
+   * One exchange on undici's dispatch API: the answer is collected as it arrives, without the
+   * stream that `request()` wraps around every body, and the deadline aborts through the
+   * dispatch controller instead of an AbortController per request.
+   */
+  function send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    return new Promise((resolve, reject) => {
+      const target = splitUrl(req.url);
+      if (target === null) {
+        reject(toGatewayError(new TypeError('invalid URL'), req, maxResponseBytes));
+        return;
+      }
+      const exchange = new Exchange(
+        resolve,
+        (err) => reject(toGatewayError(err, req, maxResponseBytes)),
+        req.timeoutMs,
+      );
+      try {
+        agent.dispatch(
+          {
+            origin: target.origin,
+            path: target.path,
+            method: req.method as 'GET',
+            headers: req.headers,
+            body: req.body,
+            headersTimeout: req.timeoutMs,
+            bodyTimeout: req.timeoutMs,
+          },
+          exchange,
+        );
+      } catch (err) {
+        exchange.onResponseError(null, err as Error);
+      }
+    });
   }
 
   return { send, close: () => agent.close() };
+}
+
+/**
+ * The handler of one exchange (undici's DispatchHandler): collects the answer and settles once,
+ * with the answer, an undici error, or the deadline.
+ */
+class Exchange {
+  #controller: Dispatcher.DispatchController | null = null;
+  #deadlinePassed: DOMException | null = null;
+  #status = 0;
+  #headers: Record<string, string | string[]> = {};
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  #settled = false;
+  readonly #timer: NodeJS.Timeout;
+  readonly #resolve: (res: UpstreamResponse) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(resolve: (res: UpstreamResponse) => void, reject: (err: unknown) => void, timeoutMs: number) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+    // The whole exchange has `timeoutMs`, queueing for a connection included.
+    this.#timer = setTimeout(() => {
+      this.#deadlinePassed = new DOMException('upstream deadline passed', 'TimeoutError');
+      if (this.#controller !== null) this.#controller.abort(this.#deadlinePassed);
+      else this.onResponseError(null, this.#deadlinePassed);
+    }, timeoutMs);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#deadlinePassed !== null) controller.abort(this.#deadlinePassed);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+  ): void {
+    if (statusCode < 200) return; // 1xx: the real answer follows
+    this.#status = statusCode;
+    this.#headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size);
+    this.#resolve({ status: this.#status, headers: this.#headers, body });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#reject(this.#deadlinePassed ?? err);
+  }
+}
+
+/** `scheme://host[:port]` and the rest (at least `/`) of an absolute URL; null if it is not one. */
+function splitUrl(url: string): { origin: string; path: string } | null {
+  const scheme = url.indexOf('://');
+  if (scheme <= 0) return null;
+  const slash = url.indexOf('/', scheme + 3);
+  const query = url.indexOf('?', scheme + 3);
+  const end =
+    slash === -1 ? (query === -1 ? url.length : query) : query === -1 ? slash : Math.min(slash, query);
+  const origin = url.slice(0, end);
+  if (origin.length === scheme + 3) return null;
+  const rest = url.slice(end);
+  return { origin, path: rest.startsWith('/') ? rest : `/${rest}` };
 }
 
 function toGatewayError(err: unknown, req: UpstreamRequest, maxResponseBytes: number): KeygateError {

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_HEADER, KeygateError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { readBody } from '../read-body.ts';
 
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
 
@@ -11,24 +12,16 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : newId('req');
 }
 
-/** Reads the whole body, failing with 413 as soon as it passes `limit` bytes. */
+/** Reads the whole body, failing with 413 as soon as it passes `limit` bytes (the rest is drained). */
 export async function readBodyWithLimit(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = () =>
+    new KeygateError('KG_PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
-    throw new KeygateError('KG_PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
+    throw tooLarge();
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      req.resume();
-      throw new KeygateError('KG_PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  return (await readBody(req, limit, tooLarge)).body;
 }
 
 export function sendProblem(

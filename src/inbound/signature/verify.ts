@@ -3,7 +3,9 @@
  * streams, and the constant-time comparison against every live secret of a key.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { KeygateError } from '../../errors.ts';
+import { readBody } from '../../read-body.ts';
 import { SIGNATURE_HEADERS, sha256Hex } from './canonical.ts';
 
 export const DEFAULT_TIMESTAMP_WINDOW_SECONDS = 300;
@@ -141,10 +143,19 @@ export interface HashedBody {
  * with `Connection: close` and node:http discards the rest.
  */
 export async function hashBodyWithLimit(
-  stream: AsyncIterable<Uint8Array>,
+  stream: AsyncIterable<Uint8Array> | Readable,
   limitBytes: number = DEFAULT_BODY_LIMIT_BYTES,
 ): Promise<HashedBody> {
   const hash = createHash('sha256');
+  if (stream instanceof Readable) {
+    const { body, size } = await readBody(
+      stream,
+      limitBytes,
+      () => payloadTooLarge(limitBytes),
+      (chunk) => hash.update(chunk),
+    );
+    return { sha256Hex: hash.digest('hex'), body, size };
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   const iterator = stream[Symbol.asyncIterator]();
