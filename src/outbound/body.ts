@@ -51,7 +51,7 @@ export function serializeBody(
       return { bytes: undefined, contentType: undefined };
     case 'json':
       return {
-        bytes: Buffer.from(JSON.stringify(body.value)),
+        bytes: Buffer.from(body.text ?? JSON.stringify(body.value)),
         contentType:
           originalContentType && JSON_TYPE.test(originalContentType)
             ? originalContentType

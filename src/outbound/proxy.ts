@@ -189,10 +189,11 @@ async function answerFromUpstream(
   }
   if (provider.response) {
     const rawBody = body.toString('utf8');
-    const json = isJsonContentType(firstHeader(headers['content-type'])) ? tryParseJson(rawBody) : null;
+    // A JSON answer is parsed inside the sandbox, once.
+    const rawIsJson = isJsonContentType(firstHeader(headers['content-type']));
     const result = await timedScript(deps.metrics, provider, 'response', () =>
       provider.response!.runResponse(
-        { status: upstream.status, headers: flattenHeaders(headers), rawBody, json },
+        { status: upstream.status, headers: flattenHeaders(headers), rawBody, rawIsJson },
         { ...scriptHost(deps.http, provider, secrets), token: null },
       ),
     );
@@ -317,14 +318,6 @@ function lowerKeys(headers: Record<string, string> | undefined): Record<string, 
 
 export function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-function tryParseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
 }
 
 /** The secret store hands out one frozen object per load, so this is computed once per load. */

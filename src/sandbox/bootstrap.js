@@ -23,8 +23,9 @@
  * earlier run only ever sees the run in progress. Enumerable globals the script leaves behind are
  * deleted before the next run.
  *
- * Returns { install(fn), run(mode, invocationId, kind, inputJson, rawBody, jsonText) }: both
- * answer with a JSON string, so every run crosses the isolate boundary once each way.
+ * Returns { install(fn), run(mode, invocationId, kind, inputJson, argsJson, rawBody, jsonText) }:
+ * both answer with a JSON string (a request run's JSON body follows it on its own line), so every
+ * run crosses the isolate boundary once each way.
  */
 (function keygateBootstrap(hostCall, httpRef, configJson) {
   // biome-ignore lint/suspicious/noRedundantUseStrict: not a module; it runs as a plain script in the isolate
@@ -989,8 +990,18 @@
   // ------------------------------------------------------------------------------------------
   // Runs
 
-  function scriptArgs(input) {
-    return input.args.map((value) => (value === null ? undefined : value));
+  // The script's arguments after the request objects (AppKey, AesKey, AesIV, PrefixUrl,
+  // TokenUrl), parsed again only when the host sends different text (new secrets).
+  let argsText = null;
+  let requestArgs = null;
+  let responseArgs = null;
+
+  function loadArgs(argsJson) {
+    if (argsJson === argsText) return;
+    const values = jsonParse(argsJson).map((value) => (value === null ? undefined : value));
+    requestArgs = [reqHeaders, reqParams, reqBody, ...values];
+    responseArgs = [null, ...values];
+    argsText = argsJson;
   }
 
   function runRequest(inv, input) {
@@ -999,7 +1010,7 @@
       headers.set(name.toLowerCase(), [name, input.headers[name]]);
     const request = { method: input.method, uri: input.uri, headers, query: input.query, body: input.body };
     inv.request = request;
-    scriptFunction(reqHeaders, reqParams, reqBody, ...scriptArgs(input));
+    apply(scriptFunction, undefined, requestArgs);
     // A null-prototype object, so that a header named "__proto__" stays a header.
     const headersOut = Object.create(null);
     for (const [name, value] of headers.values()) headersOut[name] = value;
@@ -1017,13 +1028,33 @@
     const headers = new Map();
     for (const name of objectKeys(input.headers)) headers.set(name.toLowerCase(), input.headers[name]);
     inv.response = { status: input.status, headers, raw };
-    const respBody = jsonText === null ? null : jsonParse(jsonText);
-    scriptFunction(respBody, ...scriptArgs(input));
-    if (jsonText === null) return { ok: true, changed: false, bodyText: null };
+    // parseRaw: the host did not parse the body; raw is parsed here once (null if it is not JSON),
+    // and the script's changes are judged against it written back as JSON.
+    let respBody = null;
+    let before = jsonText;
+    if (input.parseRaw && raw !== null) {
+      try {
+        respBody = jsonParse(raw);
+        before = jsonStringify(respBody);
+      } catch {
+        respBody = null;
+        before = null;
+      }
+    } else if (jsonText !== null) {
+      respBody = jsonParse(jsonText);
+    }
+    responseArgs[0] = respBody;
+    try {
+      apply(scriptFunction, undefined, responseArgs);
+    } finally {
+      responseArgs[0] = null;
+    }
+    const parsed = before !== null;
+    if (before === null) return { ok: true, changed: false, bodyText: null, parsed };
     const after = jsonStringify(respBody);
-    return after === jsonText
-      ? { ok: true, changed: false, bodyText: null }
-      : { ok: true, changed: true, bodyText: after };
+    return after === before
+      ? { ok: true, changed: false, bodyText: null, parsed }
+      : { ok: true, changed: true, bodyText: after, parsed };
   }
 
   const SCRIPT_FRAME = /\b(?:request|response)\.js:(\d+):(\d+)/;
@@ -1060,11 +1091,12 @@
     };
   }
 
-  function run(mode, id, kind, inputJson, raw, jsonText) {
+  function run(mode, id, kind, inputJson, argsJson, raw, jsonText) {
     // An earlier run left a global that cannot be deleted: the host replaces this isolate and
     // repeats the run in a fresh one.
     if (!clearScriptGlobals()) return STALE_ISOLATE_RESULT;
     const input = jsonParse(inputJson);
+    loadArgs(argsJson);
     const inv = {
       id,
       mode,
@@ -1094,6 +1126,14 @@
     outcome.logs = inv.logs;
     outcome.tokenOps = inv.tokenOps;
     try {
+      // A JSON request body goes after the outcome as its own text (JSON text never holds a raw
+      // line break), so the host sends it on without parsing and writing it again.
+      const body = outcome.ok === true && kind === 'request' ? outcome.body : null;
+      if (body !== null && body.kind === 'json') {
+        const bodyText = jsonStringify(body.value) ?? 'null';
+        outcome.body = null;
+        return `${jsonStringify(outcome)}\n${bodyText}`;
+      }
       return jsonStringify(outcome);
     } catch (err) {
       // A body value the script set cannot be written as JSON (a BigInt, a cycle, a throwing toJSON).

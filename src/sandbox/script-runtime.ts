@@ -79,6 +79,7 @@ type RunFunction = (
   id: number,
   kind: ScriptKind,
   inputJson: string,
+  argsJson: string,
   rawBody: string | null,
   jsonText: string | null,
 ) => string;
@@ -99,15 +100,20 @@ interface Invocation {
   /** Set when the host ends the run whatever the script does (egress denied, CPU budget). */
   fatal: KeygateError | null;
   /** Errors from http_post_json, rethrown as they are if the script does not catch them. */
-  hostErrors: Map<number, KeygateError>;
+  hostErrors: Map<number, KeygateError> | null;
   /**
    * http_post_json answers by call (`url, body, headers` + how many times this run made that same
    * call), shared by every attempt of one run: a starved run that is tried again gets the answers
    * of its earlier attempt instead of sending them again (a second token request, say).
    */
-  posted: Map<string, Promise<string>>;
+  posted: Map<string, Promise<string>> | null;
   /** How often this attempt made each call so far. */
-  postCounts: Map<string, number>;
+  postCounts: Map<string, number> | null;
+}
+
+/** Per-run state; the maps only exist once a run calls http_post_json. */
+function newInvocation(host: ScriptHost, posted: Map<string, Promise<string>> | null): Invocation {
+  return { host, hostMs: 0, fatal: null, hostErrors: null, posted, postCounts: null };
 }
 
 interface HostFailure {
@@ -142,7 +148,8 @@ type RequestOutcome = RunCommon &
         body: BodyValue;
       }
   );
-type ResponseOutcome = RunCommon & (RunFailure | { ok: true; changed: boolean; bodyText: string | null });
+type ResponseOutcome = RunCommon &
+  (RunFailure | { ok: true; changed: boolean; bodyText: string | null; parsed?: boolean });
 
 const NEEDS_ASYNC = JSON.stringify({ needsAsync: true });
 const STALE_ISOLATE = JSON.stringify({ staleIsolate: true });
@@ -234,19 +241,20 @@ export class TenantScript implements CompiledScript {
       headers: input.headers,
       query: input.query,
       body: input.body,
-      args: scriptArgs(host),
       token: host.token,
     });
     const invoked = this.#invoke(host, inputJson, null, null);
     const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
-    const outcome = this.#readOutcome<RequestOutcome>(text);
+    // A JSON body comes back as its text after the outcome (see bootstrap.js run()).
+    const newline = text.indexOf('\n');
+    const outcome = this.#readOutcome<RequestOutcome>(newline === -1 ? text : text.slice(0, newline));
     if (!outcome.ok) throw this.#failure(outcome, inv);
     return {
       method: outcome.method,
       uri: outcome.uri,
       headers: outcome.headers,
       query: outcome.query,
-      body: outcome.body,
+      body: newline === -1 ? outcome.body : jsonBodyFromText(text.slice(newline + 1)),
       effects: effectsOf(outcome, host),
       durationUs: elapsedUs(started),
       path,
@@ -256,26 +264,29 @@ export class TenantScript implements CompiledScript {
   async runResponse(input: ResponseScriptInput, host: ScriptHost): Promise<ResponseScriptResult> {
     const started = performance.now();
     this.#expectKind('response');
+    // Either the caller parsed the body (json), or the isolate parses rawBody (rawIsJson).
+    const parseRaw = input.json === undefined && input.rawIsJson === true;
     const json = input.json === undefined ? null : input.json;
     const jsonText = json === null ? null : JSON.stringify(json);
     const inputJson = JSON.stringify({
       status: input.status,
       headers: input.headers,
-      args: scriptArgs(host),
       token: host.token,
+      parseRaw,
     });
     const invoked = this.#invoke(host, inputJson, input.rawBody, jsonText);
     const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
     const outcome = this.#readOutcome<ResponseOutcome>(text);
     if (!outcome.ok) throw this.#failure(outcome, inv);
     const bodyText = outcome.changed ? outcome.bodyText : null;
-    // The proxy sends bodyText as it is; only a caller that reads `body` pays for parsing it back.
+    // The proxy sends bodyText (or rawBody) as it is; only a caller that reads `body` pays for
+    // parsing.
     let body: unknown = json;
-    let bodyParsed = bodyText === null;
+    let bodyParsed = bodyText === null && !(parseRaw && outcome.parsed === true);
     return {
       get body() {
         if (!bodyParsed) {
-          body = JSON.parse(bodyText!);
+          body = JSON.parse(bodyText ?? input.rawBody);
           bodyParsed = true;
         }
         return body;
@@ -317,14 +328,7 @@ export class TenantScript implements CompiledScript {
       return this.#invokeAsync(host, inputJson, rawBody, jsonText);
     }
     const id = this.#nextInvocationId++;
-    const inv: Invocation = {
-      host,
-      hostMs: 0,
-      fatal: null,
-      hostErrors: new Map(),
-      posted: new Map(),
-      postCounts: new Map(),
-    };
+    const inv = newInvocation(host, null);
     this.#invocations.set(id, inv);
     let text: string;
     try {
@@ -359,14 +363,7 @@ export class TenantScript implements CompiledScript {
   ): Promise<Invoked> {
     const live = await this.#ensureLive();
     const id = this.#nextInvocationId++;
-    const inv: Invocation = {
-      host,
-      hostMs: 0,
-      fatal: null,
-      hostErrors: new Map(),
-      posted,
-      postCounts: new Map(),
-    };
+    const inv = newInvocation(host, posted);
     this.#invocations.set(id, inv);
     let text: string;
     try {
@@ -402,7 +399,8 @@ export class TenantScript implements CompiledScript {
   ): string {
     let text: string;
     try {
-      text = live.run.applySync(undefined, ['sync', id, this.kind, inputJson, rawBody, jsonText], {
+      const args = argsJsonOf(inv.host);
+      text = live.run.applySync(undefined, ['sync', id, this.kind, inputJson, args, rawBody, jsonText], {
         timeout: this.#limits.cpuMs,
       });
     } catch (err) {
@@ -428,7 +426,8 @@ export class TenantScript implements CompiledScript {
     const cpuBefore = live.isolate.cpuTime;
     let text: string;
     try {
-      text = await live.run.apply(undefined, ['async', id, this.kind, inputJson, rawBody, jsonText], {
+      const args = argsJsonOf(inv.host);
+      text = await live.run.apply(undefined, ['async', id, this.kind, inputJson, args, rawBody, jsonText], {
         timeout: this.#limits.cpuMs,
       });
     } catch (err) {
@@ -488,7 +487,7 @@ export class TenantScript implements CompiledScript {
 
   #failure(outcome: RunFailure & RunCommon, inv: Invocation): KeygateError {
     if (inv.fatal !== null) return inv.fatal;
-    const original = outcome.hostErrorId === null ? undefined : inv.hostErrors.get(outcome.hostErrorId);
+    const original = outcome.hostErrorId === null ? undefined : inv.hostErrors?.get(outcome.hostErrorId);
     if (original !== undefined) return original;
     const where = outcome.line === null ? '' : ` (line ${outcome.line}, column ${outcome.column})`;
     const detail = maskSensitive(
@@ -543,6 +542,8 @@ export class TenantScript implements CompiledScript {
     if (inv.fatal !== null) return JSON.stringify({ message: inv.fatal.message, abort: true });
     try {
       const call = `${url}\u0000${bodyJson}\u0000${headerJson}`;
+      inv.postCounts ??= new Map();
+      inv.posted ??= new Map();
       const nth = (inv.postCounts.get(call) ?? 0) + 1;
       inv.postCounts.set(call, nth);
       let request = inv.posted.get(`${call}\u0000${nth}`);
@@ -568,6 +569,7 @@ export class TenantScript implements CompiledScript {
         inv.fatal = failure;
         return JSON.stringify({ message, code: failure.code, abort: true });
       }
+      inv.hostErrors ??= new Map();
       const hostErrorId = inv.hostErrors.size + 1;
       inv.hostErrors.set(hostErrorId, failure);
       return JSON.stringify({ message, code: failure.code, hostErrorId });
@@ -680,10 +682,48 @@ export class TenantScript implements CompiledScript {
 
 // -----------------------------------------------------------------------------------------------
 
-/** The seed's argument list after the script objects: AppKey, AesKey, AesIV, PrefixUrl, TokenUrl. */
-function scriptArgs(host: ScriptHost): Array<string | null> {
+/**
+ * The seed's argument list after the script objects, as JSON: AppKey, AesKey, AesIV, PrefixUrl,
+ * TokenUrl. Written once per loaded secrets object (the secret store hands out one per load); the
+ * bootstrap parses it again only when the text changes.
+ */
+const argsJsonCache = new WeakMap<object, { prefixUrl: string; tokenUrl: string; json: string }>();
+
+function argsJsonOf(host: ScriptHost): string {
+  const cached = argsJsonCache.get(host.secrets);
+  if (cached !== undefined && cached.prefixUrl === host.prefixUrl && cached.tokenUrl === host.tokenUrl)
+    return cached.json;
   const secret = (name: string) => (Object.hasOwn(host.secrets, name) ? (host.secrets[name] ?? null) : null);
-  return [secret('AppKey'), secret('AesKey'), secret('AesIV'), host.prefixUrl, host.tokenUrl];
+  const json = JSON.stringify([
+    secret('AppKey'),
+    secret('AesKey'),
+    secret('AesIV'),
+    host.prefixUrl,
+    host.tokenUrl,
+  ]);
+  argsJsonCache.set(host.secrets, { prefixUrl: host.prefixUrl, tokenUrl: host.tokenUrl, json });
+  return json;
+}
+
+/**
+ * A JSON body the isolate handed back as text: the text goes upstream as is, `value` is parsed on
+ * demand. `text` is not enumerable, so the body still compares and copies as { kind, value }.
+ */
+function jsonBodyFromText(text: string): BodyValue {
+  let value: unknown;
+  let parsed = false;
+  const body = {
+    kind: 'json' as const,
+    get value() {
+      if (!parsed) {
+        value = JSON.parse(text);
+        parsed = true;
+      }
+      return value;
+    },
+  };
+  Object.defineProperty(body, 'text', { value: text, enumerable: false });
+  return body;
 }
 
 function parseOutcome<T>(text: string): T {

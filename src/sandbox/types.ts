@@ -52,7 +52,8 @@ export interface ScriptHost {
 }
 
 export type BodyValue =
-  | { kind: 'json'; value: unknown }
+  /** `text`, when present, is `value` already written as JSON (what a script run hands back). */
+  | { kind: 'json'; value: unknown; text?: string }
   | { kind: 'form'; fields: Array<[string, string]> }
   | { kind: 'raw'; text: string }
   | { kind: 'none' };
@@ -89,8 +90,13 @@ export interface ResponseScriptInput {
   status: number;
   headers: Record<string, string>;
   rawBody: string;
-  /** The parsed body, or null when it is not JSON. */
-  json: unknown | null;
+  /**
+   * The parsed body, or null when it is not JSON. Leave it out (undefined) and set `rawIsJson` to
+   * have the sandbox parse rawBody itself (null if it does not parse): the text then crosses into
+   * the isolate once and is parsed once.
+   */
+  json?: unknown | null;
+  rawIsJson?: boolean;
 }
 
 export interface ResponseScriptResult {
