@@ -27,7 +27,7 @@ import { toDbTime } from '../storage/db.ts';
 import type { AuditOutcome, NewAuditLogRow } from '../storage/schema.ts';
 import type { Admission } from './admission.ts';
 import type { AuditWriter } from './audit/index.ts';
-import { capBody, redactHeaders } from './audit/redact.ts';
+import { capBody, redactedHeadersJson } from './audit/redact.ts';
 import type { PartnerKeyForGateway } from './key-cache.ts';
 import type { LkgCache } from './lkg-cache.ts';
 import { type RateLimitDecision, type RateLimiter, rateLimitHeaders } from './ratelimit/index.ts';
@@ -336,11 +336,11 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
     method: call.method,
     path: call.path.length > MAX_AUDIT_PATH ? call.path.slice(0, MAX_AUDIT_PATH) : call.path,
     query: call.rawQuery,
-    request_headers: JSON.stringify(redactHeaders(req.headers)),
+    request_headers: redactedHeadersJson(req.headers),
     request_body: requestBody.text,
     request_body_truncated: requestBody.truncated || call.requestBodyRefused ? 1 : 0,
     response_status: answer.status,
-    response_headers: JSON.stringify(redactHeaders(answer.headers)),
+    response_headers: redactedHeadersJson(answer.headers),
     response_body: responseBody.text,
     response_body_truncated: responseBody.truncated ? 1 : 0,
     latency_ms: Math.round(latencyMs),

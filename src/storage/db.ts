@@ -41,7 +41,8 @@ export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db:
 
 /** UTC timestamp in the storage format `YYYY-MM-DD HH:MM:SS.mmm`. */
 export function toDbTime(date: Date | number = Date.now()): string {
-  return new Date(date).toISOString().replace('T', ' ').replace('Z', '');
+  const iso = new Date(date).toISOString(); // 2026-11-23T08:07:39.123Z
+  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
 }
 
 /** Parses a storage timestamp back into epoch milliseconds. */

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BINARY_BODY_PREFIX, capBody, REDACTED, redactHeaders } from './redact.ts';
+import { BINARY_BODY_PREFIX, capBody, REDACTED, redactedHeadersJson, redactHeaders } from './redact.ts';
 
 describe('redactHeaders', () => {
   it('redacts every credential header, whatever its case, and keeps the key id', () => {
@@ -46,6 +47,34 @@ describe('redactHeaders', () => {
     const out = redactHeaders(JSON.parse('{"__proto__":"x"}') as Record<string, string>);
     expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
     expect(JSON.stringify(out)).toBe('{"__proto__":"x"}');
+  });
+});
+
+describe('redactedHeadersJson', () => {
+  it('writes exactly what JSON.stringify(redactHeaders()) writes', () => {
+    const cases: Array<Record<string, string | string[] | undefined>> = [
+      {},
+      { 'content-type': 'application/json', authorization: 'Bearer abc', 'set-cookie': ['a=1', 'b=2'] },
+      { 'x-api-key': 'pk_1', 'x-signature': 'deadbeef', 'x-empty': undefined, accept: ['a/b', 'c/d'] },
+      { Accept: ['a/b'], accept: 'e/f', AUTHORIZATION: 'x' },
+      JSON.parse('{"__proto__":"x","quote\\"d":"line\\nbreak"}'),
+    ];
+    for (const headers of cases)
+      expect(redactedHeadersJson(headers)).toBe(JSON.stringify(redactHeaders(headers)));
+    expect(redactedHeadersJson(cases[1]!)).not.toContain('abc');
+  });
+
+  it('agrees with redactHeaders on any header set', () => {
+    const value = fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 }), fc.constant(undefined));
+    const name = fc.oneof(
+      fc.constantFrom('authorization', 'Authorization', 'cookie', 'x-signature', 'x-api-key', 'accept'),
+      fc.string({ minLength: 1, maxLength: 12 }),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(name, value), (headers) => {
+        expect(redactedHeadersJson(headers)).toBe(JSON.stringify(redactHeaders(headers)));
+      }),
+    );
   });
 });
 

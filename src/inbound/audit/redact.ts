@@ -39,6 +39,24 @@ export function redactHeaders(
   return Object.fromEntries(merged);
 }
 
+/**
+ * `JSON.stringify(redactHeaders(headers))`, written directly when every name is already lower case
+ * (as node:http and undici hand them over, so no two names can merge): this runs for two header
+ * sets on every inbound call.
+ */
+export function redactedHeadersJson(headers: Record<string, string | string[] | undefined>): string {
+  let out = '';
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (name !== name.toLowerCase()) return JSON.stringify(redactHeaders(headers));
+    const text = REDACTED_HEADERS.has(name) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
+    out += `${out === '' ? '{' : ','}${JSON.stringify(name)}:${JSON.stringify(text)}`;
+  }
+  return out === '' ? '{}' : `${out}}`;
+}
+
 /** Marks a body stored as base64 because its bytes are not UTF-8 text. */
 export const BINARY_BODY_PREFIX = 'base64:';
 
