@@ -349,9 +349,7 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
   };
   deps.audit.write(row);
 
-  const labels = { listener: 'inbound', provider: call.route?.prefix ?? '-', status: String(answer.status) };
-  deps.metrics.requests.inc(labels);
-  deps.metrics.requestDuration.observe(labels, latencyMs / 1000);
+  deps.metrics.recordRequest('inbound', call.route?.prefix ?? '-', answer.status, latencyMs / 1000);
   if (answer.status >= 500) {
     deps.logger.warn(
       {

@@ -47,9 +47,7 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
       );
     }
     const seconds = (performance.now() - started) / 1000;
-    const labels = { listener: 'outbound', provider: providerLabel, status: String(status) };
-    deps.metrics.requests.inc(labels);
-    deps.metrics.requestDuration.observe(labels, seconds);
+    deps.metrics.recordRequest('outbound', providerLabel, status, seconds);
     deps.logger.debug(
       { requestId, provider: providerLabel, method: req.method, status, ms: seconds * 1000 },
       'outbound request',

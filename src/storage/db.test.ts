@@ -45,3 +45,24 @@ describe.each(DIALECTS)('storage on %s', (dialect) => {
     expect(row).toBeUndefined();
   });
 });
+
+describe('toDbTime', () => {
+  it('writes UTC milliseconds, reusing the second it wrote last', () => {
+    const base = Date.UTC(2026, 10, 23, 23, 59, 59, 0);
+    for (const ms of [
+      base,
+      base + 7,
+      base + 999,
+      base + 1000,
+      base + 1001,
+      base - 1,
+      0,
+      Date.UTC(1969, 11, 31, 23, 59, 59, 999),
+    ]) {
+      expect(toDbTime(ms)).toBe(new Date(ms).toISOString().replace('T', ' ').replace('Z', ''));
+      expect(fromDbTime(toDbTime(ms))).toBe(ms);
+    }
+    expect(toDbTime(new Date(base + 42))).toBe('2026-11-23 23:59:59.042');
+    expect(() => toDbTime(Number.NaN)).toThrow(RangeError);
+  });
+});

@@ -39,10 +39,20 @@ export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db:
   };
 }
 
+let dbTimeSecond = Number.NaN;
+let dbTimePrefix = '';
+
 /** UTC timestamp in the storage format `YYYY-MM-DD HH:MM:SS.mmm`. */
 export function toDbTime(date: Date | number = Date.now()): string {
-  const iso = new Date(date).toISOString(); // 2026-11-23T08:07:39.123Z
-  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+  const ms = typeof date === 'number' ? date : date.getTime();
+  const second = Math.floor(ms / 1000);
+  // Audit rows stamp every call: the date and time up to the second are written once per second.
+  if (second !== dbTimeSecond) {
+    const iso = new Date(second * 1000).toISOString(); // 2026-11-23T08:07:39.000Z (throws if invalid)
+    dbTimePrefix = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+    dbTimeSecond = second;
+  }
+  return `${dbTimePrefix}.${String(ms - second * 1000).padStart(3, '0')}`;
 }
 
 /** Parses a storage timestamp back into epoch milliseconds. */
