@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ivm from 'isolated-vm';
-import type { RequestScriptInput, ScriptHost } from '../src/sandbox/index.ts';
+import type { CompiledScript, RequestScriptInput, ScriptHost } from '../src/sandbox/index.ts';
 import { createSandbox } from '../src/sandbox/index.ts';
 
 export interface SandboxBenchResult {
@@ -16,6 +16,8 @@ export interface SandboxBenchResult {
   opsPerSec: number;
   /** The floor, in the same process: a bare isolated-vm applySync with one host callback. */
   floorP50Us: number;
+  /** keygate's own cost of one run: an empty request script through the same runtime. */
+  emptyP50Us: number;
 }
 
 const SEED_REQUEST = readFileSync(
@@ -80,32 +82,44 @@ function benchFloor(iterations: number): number {
   }
 }
 
+async function measureRuns(
+  script: CompiledScript,
+  iterations: number,
+): Promise<{ p50Us: number; p99Us: number; opsPerSec: number }> {
+  // Warm up: V8 optimizes the bootstrap and the script after a few thousand runs.
+  for (let i = 0; i < 3000; i++) await script.runRequest(input, host);
+  const first = await script.runRequest(input, host);
+  if (first.path !== 'sync') throw new Error(`expected the sync path, got ${first.path}`);
+  const samples = new Array<number>(iterations);
+  const started = performance.now();
+  for (let i = 0; i < iterations; i++) {
+    const t0 = performance.now();
+    await script.runRequest(input, host);
+    samples[i] = (performance.now() - t0) * 1000;
+  }
+  const elapsedSec = (performance.now() - started) / 1000;
+  samples.sort((a, b) => a - b);
+  return {
+    p50Us: percentile(samples, 0.5),
+    p99Us: percentile(samples, 0.99),
+    opsPerSec: iterations / elapsedSec,
+  };
+}
+
 export async function benchSandbox(opts: { iterations?: number } = {}): Promise<SandboxBenchResult> {
   const { iterations = 20_000 } = opts;
   const floorP50Us = benchFloor(iterations);
   const sandbox = createSandbox();
   try {
-    const script = await sandbox.compile('request', SEED_REQUEST, 'bench:acme:v1:request');
-    // Warm up: V8 optimizes the bootstrap and the script after a few thousand runs.
-    for (let i = 0; i < 3000; i++) await script.runRequest(input, host);
-    const first = await script.runRequest(input, host);
-    if (first.path !== 'sync') throw new Error(`expected the sync path, got ${first.path}`);
-
-    const samples = new Array<number>(iterations);
-    const started = performance.now();
-    for (let i = 0; i < iterations; i++) {
-      const t0 = performance.now();
-      await script.runRequest(input, host);
-      samples[i] = (performance.now() - t0) * 1000;
-    }
-    const elapsedSec = (performance.now() - started) / 1000;
-    samples.sort((a, b) => a - b);
-    return {
-      p50Us: percentile(samples, 0.5),
-      p99Us: percentile(samples, 0.99),
-      opsPerSec: iterations / elapsedSec,
-      floorP50Us,
-    };
+    const empty = await measureRuns(
+      await sandbox.compile('request', 'function (reqHeaders, reqParams, reqBody) {}', 'bench:empty'),
+      iterations,
+    );
+    const seed = await measureRuns(
+      await sandbox.compile('request', SEED_REQUEST, 'bench:acme:v1:request'),
+      iterations,
+    );
+    return { ...seed, floorP50Us, emptyP50Us: empty.p50Us };
   } finally {
     sandbox.dispose();
   }
@@ -120,6 +134,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
 
 export function printSandbox(r: SandboxBenchResult): void {
   console.log(`  isolated-vm floor (applySync + 1 host callback)  p50 ${r.floorP50Us.toFixed(1)} us`);
+  console.log(`  empty script through keygate's runtime           p50 ${r.emptyP50Us.toFixed(1)} us`);
   console.log(
     `  seed request script                              p50 ${r.p50Us.toFixed(1)} us  p99 ${r.p99Us.toFixed(1)} us  ${Math.round(r.opsPerSec)} runs/s`,
   );
