@@ -107,6 +107,22 @@ describe('seed request script', () => {
     ]);
     expect(jsonBody(result)['data']).toBe(aesCbc('hello'));
   });
+
+  it('sees new secret values at once, in a new secrets object or the same one changed', async () => {
+    const script = await sandbox.compile(
+      'request',
+      requestScript(`reqBody.set('appKey', AppKey); reqBody.set('url', PrefixUrl);`),
+      't1:args:v1:request',
+    );
+    const host = testHost();
+    const appKeyOf = async (h: typeof host) => jsonBody(await script.runRequest(requestInput(), h))['appKey'];
+    expect(await appKeyOf(host)).toBe(SECRETS.AppKey);
+    expect(await appKeyOf({ ...host, secrets: { ...host.secrets, AppKey: 'rotated-1' } })).toBe('rotated-1');
+    host.secrets.AppKey = 'rotated-2';
+    expect(await appKeyOf(host)).toBe('rotated-2');
+    const moved = await script.runRequest(requestInput(), { ...host, prefixUrl: 'https://eu.acme.example' });
+    expect(jsonBody(moved)['url']).toBe('https://eu.acme.example');
+  });
 });
 
 describe('seed response script', () => {

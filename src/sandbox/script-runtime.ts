@@ -684,24 +684,19 @@ export class TenantScript implements CompiledScript {
 
 /**
  * The seed's argument list after the script objects, as JSON: AppKey, AesKey, AesIV, PrefixUrl,
- * TokenUrl. Written once per loaded secrets object (the secret store hands out one per load); the
- * bootstrap parses it again only when the text changes.
+ * TokenUrl. Written again only when one of them changes (the secret store hands out one frozen
+ * object per load, so this is a few identity checks per run); the bootstrap likewise parses it
+ * again only when the text changes.
  */
-const argsJsonCache = new WeakMap<object, { prefixUrl: string; tokenUrl: string; json: string }>();
+const argsJsonCache = new WeakMap<object, { values: Array<string | null>; json: string }>();
 
 function argsJsonOf(host: ScriptHost): string {
-  const cached = argsJsonCache.get(host.secrets);
-  if (cached !== undefined && cached.prefixUrl === host.prefixUrl && cached.tokenUrl === host.tokenUrl)
-    return cached.json;
   const secret = (name: string) => (Object.hasOwn(host.secrets, name) ? (host.secrets[name] ?? null) : null);
-  const json = JSON.stringify([
-    secret('AppKey'),
-    secret('AesKey'),
-    secret('AesIV'),
-    host.prefixUrl,
-    host.tokenUrl,
-  ]);
-  argsJsonCache.set(host.secrets, { prefixUrl: host.prefixUrl, tokenUrl: host.tokenUrl, json });
+  const values = [secret('AppKey'), secret('AesKey'), secret('AesIV'), host.prefixUrl, host.tokenUrl];
+  const cached = argsJsonCache.get(host.secrets);
+  if (cached?.values.every((value, i) => value === values[i])) return cached.json;
+  const json = JSON.stringify(values);
+  argsJsonCache.set(host.secrets, { values, json });
   return json;
 }
 
