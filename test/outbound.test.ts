@@ -271,6 +271,49 @@ describe('bad input and failures', () => {
     expect((await problem(after)).code).toBe('KG_UNAUTHENTICATED');
   });
 
+  it('413 for a body over the limit, declared or streamed, and the next request still works', async () => {
+    const before = upstream.received.length;
+    const limit = 10 * 1024 * 1024;
+    const declared = await proxy('plain', '/big', token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(limit + 1),
+    });
+    expect(declared.status).toBe(413);
+    expect((await problem(declared)).code).toBe('KG_PAYLOAD_TOO_LARGE');
+
+    // Chunked, so no Content-Length to refuse early: the limit applies as the body streams in.
+    const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${gw.outboundUrl}/v1/proxy/plain/big`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      const chunk = Buffer.alloc(1024 * 1024);
+      let sent = 0;
+      const pump = () => {
+        while (sent <= limit) {
+          sent += chunk.length;
+          if (!req.write(chunk)) return void req.once('drain', pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+    expect(streamed.status).toBe(413);
+    expect(JSON.parse(streamed.body).code).toBe('KG_PAYLOAD_TOO_LARGE');
+    expect(upstream.received.length).toBe(before);
+    expect((await proxy('plain', '/after-413', token)).status).toBe(200);
+  });
+
   it('404 for an unknown provider', async () => {
     const res = await proxy('nope', '/x', token);
     expect(res.status).toBe(404);
