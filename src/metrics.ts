@@ -3,9 +3,6 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Labelled children kept per label set, so a hot path does not hash its labels on every call. */
-const MAX_CACHED_LABEL_SETS = 5000;
-
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keygate_process_' });
@@ -22,23 +19,15 @@ export function createMetrics() {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const answered = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
   return {
     registry,
     requests,
     requestDuration,
     /** One answered request: counts it and records its duration (both metrics above). */
     recordRequest(listener: string, provider: string, status: number, seconds: number): void {
-      const key = `${listener}\u0000${provider}\u0000${status}`;
-      let children = answered.get(key);
-      if (children === undefined) {
-        const labels = { listener, provider, status: String(status) };
-        children = { count: requests.labels(labels), time: requestDuration.labels(labels) };
-        if (answered.size >= MAX_CACHED_LABEL_SETS) answered.clear();
-        answered.set(key, children);
-      }
-      children.count.inc();
-      children.time.observe(seconds);
+      const labels = { listener, provider, status: String(status) };
+      requests.inc(labels);
+      requestDuration.observe(labels, seconds);
     },
     scriptDuration: new Histogram({
       name: 'keygate_script_duration_seconds',

@@ -10,12 +10,11 @@ export function adminRequestMetrics(metrics: Metrics): MiddlewareHandler<AdminEn
     await next();
     // Middleware is registered for ALL methods; the last route with a real method is the handler.
     const handler = matchedRoutes(c).findLast((r) => r.method !== 'ALL');
-    const labels = {
-      listener: 'admin',
-      provider: handler?.path ?? 'unmatched',
-      status: String(c.res.status),
-    };
-    metrics.requests.inc(labels);
-    metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+    metrics.recordRequest(
+      'admin',
+      handler?.path ?? 'unmatched',
+      c.res.status,
+      (performance.now() - started) / 1000,
+    );
   };
 }
