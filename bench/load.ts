@@ -162,3 +162,11 @@ export function cpuText(r: { cpuUsPerRequest?: number | null; machineUsPerReques
   const machine = r.machineUsPerRequest == null ? '' : ` (machine ${Math.round(r.machineUsPerRequest)})`;
   return `  ${Math.round(r.cpuUsPerRequest)} us CPU/req${machine}`;
 }
+
+/** The element whose key is the median (the lower middle one for an even count). */
+export function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (middle === undefined) throw new Error('medianBy: no items');
+  return middle;
+}

@@ -17,7 +17,7 @@ import { applyProviderVersion } from '../src/services/providers.ts';
 import { setSecret } from '../src/services/secrets.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
-import { fmt, type LoadResult, measureCpu, runLoad, startChild, stop, WARMUP_SEC } from './load.ts';
+import { fmt, type LoadResult, measureCpu, medianBy, runLoad, startChild, stop, WARMUP_SEC } from './load.ts';
 
 const SECRETS = { AppKey: 'bench-app', AesKey: '0123456789abcdef', AesIV: 'fedcba9876543210' };
 const here = import.meta.dirname;
@@ -28,7 +28,10 @@ export interface OutboundBench {
   direct: LoadResult;
   passthrough: Measured;
   keygate: Measured;
+  /** keygate / passthrough RPS of the round shown (the median one). */
   ratio: number;
+  /** Every round's ratio, in the order they ran. */
+  ratios: number[];
 }
 
 async function freePort(): Promise<number> {
@@ -40,10 +43,11 @@ async function freePort(): Promise<number> {
 }
 
 export async function benchOutbound(
-  opts: { durationSec?: number; connections?: number } = {},
+  opts: { durationSec?: number; connections?: number; rounds?: number } = {},
 ): Promise<OutboundBench> {
   const durationSec = opts.durationSec ?? 10;
   const connections = opts.connections ?? 32;
+  const rounds = opts.rounds ?? 3;
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-'));
   const upstream = await startChild(path.join(here, 'fixtures/seed-upstream.ts'), [
     SECRETS.AppKey,
@@ -134,26 +138,32 @@ export async function benchOutbound(
       cpuUsPerRequest: null,
       machineUsPerRequest: null,
     };
-    const direct = skip
-      ? none
-      : await runLoad({
-          ...load,
-          url: `${upstreamUrl}${signedPath}`,
-          headers: signedHeaders,
-          body: signed.body,
-        });
-    const pass = skip
-      ? none
-      : await measureCpu(passthrough.child.pid, durationSec, () =>
-          runLoad({
+    // Rounds alternate the three targets, so a slow minute on a shared machine hits them all; the
+    // round with the median ratio is the one reported.
+    const results: Array<Omit<OutboundBench, 'ratios'>> = [];
+    for (let round = 0; round < rounds; round++) {
+      const direct = skip
+        ? none
+        : await runLoad({
             ...load,
-            url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
+            url: `${upstreamUrl}${signedPath}`,
             headers: signedHeaders,
             body: signed.body,
-          }),
-        );
-    const kg = await measureCpu(keygate.child.pid, durationSec, () => runLoad({ ...load, ...keygateReq }));
-    return { direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps };
+          });
+      const pass = skip
+        ? none
+        : await measureCpu(passthrough.child.pid, durationSec, () =>
+            runLoad({
+              ...load,
+              url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
+              headers: signedHeaders,
+              body: signed.body,
+            }),
+          );
+      const kg = await measureCpu(keygate.child.pid, durationSec, () => runLoad({ ...load, ...keygateReq }));
+      results.push({ direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps });
+    }
+    return { ...medianBy(results, (r) => r.ratio), ratios: results.map((r) => r.ratio) };
   } finally {
     for (const c of children) await stop(c);
     rmSync(dataDir, { recursive: true, force: true });
@@ -165,7 +175,9 @@ export function printOutbound(r: OutboundBench): void {
   console.log(`  direct to upstream     ${fmt(r.direct)}`);
   console.log(`  node:http+undici pass  ${fmt(r.passthrough)}`);
   console.log(`  keygate                ${fmt(r.keygate)}`);
-  console.log(`  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.75x)`);
+  console.log(
+    `  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.75x; rounds ${r.ratios.map((x) => x.toFixed(2)).join(', ')})`,
+  );
 }
 
 if (import.meta.main) printOutbound(await benchOutbound());

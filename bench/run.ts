@@ -8,6 +8,7 @@ import { REDIS_TEST_URL } from '../test/helpers/db.ts';
 const parts = process.argv.slice(2);
 const wanted = (name: string) => parts.length === 0 || parts.includes(name);
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 
 if (wanted('sandbox')) {
   const { benchSandbox, printSandbox } = await import('./sandbox.ts');
@@ -17,7 +18,7 @@ if (wanted('sandbox')) {
 }
 if (wanted('outbound')) {
   const { benchOutbound, printOutbound } = await import('./outbound.ts');
-  printOutbound(await benchOutbound({ durationSec }));
+  printOutbound(await benchOutbound({ durationSec, rounds }));
   console.log('');
 }
 if (wanted('limiter')) {
@@ -32,5 +33,5 @@ if (wanted('limiter')) {
 }
 if (wanted('inbound')) {
   const { benchInbound, printInbound } = await import('./inbound.ts');
-  printInbound(await benchInbound({ durationSec }));
+  printInbound(await benchInbound({ durationSec, rounds }));
 }
