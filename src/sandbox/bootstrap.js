@@ -31,7 +31,15 @@
   // biome-ignore lint/suspicious/noRedundantUseStrict: not a module; it runs as a plain script in the isolate
   'use strict';
 
-  const { defineProperty, freeze, getOwnPropertyDescriptor, getPrototypeOf, keys: objectKeys } = Object;
+  const {
+    defineProperty,
+    freeze,
+    getOwnPropertyDescriptor,
+    getPrototypeOf,
+    hasOwn,
+    keys: objectKeys,
+    prototype: objectPrototype,
+  } = Object;
   const { apply, ownKeys } = Reflect;
   const jsonParse = JSON.parse;
   const jsonStringify = JSON.stringify;
@@ -954,7 +962,10 @@
       const fields = bodyFields('set');
       if (fields.form !== null)
         pairSet(fields.form, name, value === undefined || value === null ? '' : fieldText(value));
-      // defineProperty, so that a key like "__proto__" is a field and not the object's prototype
+      // A plain assignment for a field the object has or Object.prototype lacks (the common case,
+      // and V8's fast one); otherwise defineProperty, so that a key like "__proto__" or "toString"
+      // becomes a field instead of reaching the (frozen) prototype.
+      else if (hasOwn(fields.object, name) || !(name in objectPrototype)) fields.object[name] = value;
       else
         defineProperty(fields.object, name, { value, writable: true, enumerable: true, configurable: true });
     },

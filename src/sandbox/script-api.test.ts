@@ -146,6 +146,30 @@ describe('reqBody', () => {
     expect(Object.keys(jsonBody(result))).toContain('__proto__');
   });
 
+  it('sets fields named like Object.prototype members, and replaces existing ones in place', async () => {
+    const result = await runRequest(`
+      reqBody.set('toString', 'a field');
+      reqBody.set('constructor', { nested: true });
+      reqBody.set('data', 'replaced');
+      reqBody.set('hasOwnProperty', 1);
+      reqBody.set('sign', reqBody.buildSignStr());
+    `);
+    const body = jsonBody(result);
+    expect(Object.keys(body)).toEqual([
+      'data',
+      'timestamp',
+      'toString',
+      'constructor',
+      'hasOwnProperty',
+      'sign',
+    ]);
+    expect(body['toString']).toBe('a field');
+    expect(body['constructor']).toEqual({ nested: true });
+    expect(body['sign']).toBe(
+      'constructor={"nested":true}&data=replaced&hasOwnProperty=1&timestamp=1700000000&toString=a field',
+    );
+  });
+
   it('treats form fields like a JSON object and keeps them as form fields', async () => {
     const result = await runRequest(
       `
