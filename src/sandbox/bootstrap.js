@@ -645,9 +645,7 @@
   }
 
   /** Checks one argument against its spec and puts it in `call` (args[] and the binary mask). */
-  function addHostArg(name, spec, value, call) {
-    const optional = spec.endsWith('?');
-    const label = optional ? spec.slice(0, -1) : spec;
+  function addHostArg(name, { optional, label }, value, call) {
     let arg = value;
     if (optional && (value === undefined || value === null)) {
       arg = undefined;
@@ -673,7 +671,11 @@
     return `${name}: ${label} must be ${ARG_EXPECTATIONS[label] ?? 'a string or bytes'}, got ${typeName(value)}`;
   }
 
-  function hostBuiltin(index, name, specs, returns) {
+  function hostBuiltin(index, name, specTexts, returns) {
+    // "key", "iv?", ...: parsed once here rather than on every call.
+    const specs = specTexts.map((spec) =>
+      freeze({ optional: spec.endsWith('?'), label: spec.endsWith('?') ? spec.slice(0, -1) : spec }),
+    );
     const builtin = (...given) => {
       const call = { args: [], binary: 0 };
       for (let i = 0; i < specs.length; i++) addHostArg(name, specs[i], given[i], call);
