@@ -947,9 +947,13 @@
   /** Keys sorted by UTF-16 code unit; key=value joined by &; null, undefined and '' skipped;
    * objects as JSON; nothing URL-encoded. */
   function buildSignStr() {
+    const fields = bodyFields('buildSignStr');
+    if (fields === null) return '';
+    const { form, object } = fields;
+    const keys = form !== null ? pairKeys(form) : objectKeys(object);
     const parts = [];
-    for (const key of bodyKeys().sort()) {
-      const value = bodyGet(key);
+    for (const key of keys.sort()) {
+      const value = form !== null ? pairGet(form, key) : object[key];
       if (value === undefined || value === null || value === '') continue;
       parts.push(`${key}=${fieldText(value)}`);
     }
