@@ -23,7 +23,7 @@ import { addRoute } from '../src/services/routes.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { startInboundChild } from '../test/helpers/inbound.ts';
-import { cpuText, measureCpu, medianBy, startChild, stop, WARMUP_SEC } from './load.ts';
+import { cpuText, measureCpu, medianBy, pidByName, startChild, stop, WARMUP_SEC } from './load.ts';
 
 export interface LatencyFigures {
   rps: number;
@@ -31,6 +31,7 @@ export interface LatencyFigures {
   p99: number;
   cpuUsPerRequest?: number | null;
   machineUsPerRequest?: number | null;
+  breakdown?: Record<string, number>;
 }
 
 export interface InboundBench {
@@ -107,13 +108,24 @@ export async function benchInbound({
 
     // Rounds alternate the two targets, so a slow minute on a shared machine hits both; the round
     // with the median ratio is the one reported.
+    const parts = {
+      upstream: upstream.child.pid,
+      redis: pidByName('redis-server'),
+      mariadb: pidByName('mariadbd'),
+    };
     const results: Array<Omit<InboundBench, 'ratios'>> = [];
     for (let round = 0; round < rounds; round++) {
-      const keygateFigures = await measureCpu(keygate.pid, durationSec, () =>
-        drive(keygate.url, key, durationSec, connections),
+      const keygateFigures = await measureCpu(
+        keygate.pid,
+        durationSec,
+        () => drive(keygate.url, key, durationSec, connections),
+        parts,
       );
-      const passthroughFigures = await measureCpu(passthrough.child.pid, durationSec, () =>
-        drive(passthroughUrl, key, durationSec, connections),
+      const passthroughFigures = await measureCpu(
+        passthrough.child.pid,
+        durationSec,
+        () => drive(passthroughUrl, key, durationSec, connections),
+        parts,
       );
       results.push({
         keygate: keygateFigures,

@@ -1,6 +1,6 @@
 /** Shared load-generation helpers for the benchmarks (autocannon, child processes). */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
@@ -82,9 +82,7 @@ export function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-export function fmt(
-  r: LoadResult & { cpuUsPerRequest?: number | null; machineUsPerRequest?: number | null },
-): string {
+export function fmt(r: LoadResult & Partial<CpuFigures>): string {
   const cpu = cpuText(r);
   return `${String(r.rps).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2).padStart(6)} ms  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms${cpu}${r.errors || r.non2xx ? `  (errors ${r.errors}, non-2xx ${r.non2xx})` : ''}`;
 }
@@ -126,19 +124,25 @@ export function machineBusyMicros(): number | null {
 
 /**
  * Runs `load` and reports the CPU time each request cost the process `pid`, and the whole machine
- * (load generator, upstream, Redis and MariaDB included).
+ * (load generator, upstream, Redis and MariaDB included). `parts` names further processes whose
+ * share is shown too; the load generator (autocannon, in this process) always is.
  */
 export async function measureCpu<T extends { rps: number }>(
   pid: number | undefined,
   durationSec: number,
   load: () => Promise<T>,
-): Promise<T & { cpuUsPerRequest: number | null; machineUsPerRequest: number | null }> {
+  parts: Record<string, number | undefined> = {},
+): Promise<T & CpuFigures> {
   let before: number | null = null;
   let machineBefore: number | null = null;
+  let loadgenBefore = 0;
+  const partsBefore: Record<string, number | null> = {};
   // Start counting after the warm-up: runLoad warms up first, then measures for durationSec.
   const warmupDone = setTimeout(() => {
     before = cpuMicros(pid);
     machineBefore = machineBusyMicros();
+    loadgenBefore = totalCpu(process.cpuUsage());
+    for (const [name, p] of Object.entries(parts)) partsBefore[name] = cpuMicros(p);
   }, WARMUP_SEC * 1000);
   const result = await load();
   clearTimeout(warmupDone);
@@ -147,19 +151,57 @@ export async function measureCpu<T extends { rps: number }>(
   const requests = result.rps * durationSec;
   const perRequest = (a: number | null, b: number | null) =>
     a === null || b === null || requests === 0 ? null : (b - a) / requests;
+  const breakdown: Record<string, number> = {};
+  const loadgen = perRequest(loadgenBefore, totalCpu(process.cpuUsage()));
+  if (loadgen !== null) breakdown['load generator'] = loadgen;
+  for (const [name, p] of Object.entries(parts)) {
+    const share = perRequest(partsBefore[name] ?? null, cpuMicros(p));
+    if (share !== null) breakdown[name] = share;
+  }
   return {
     ...result,
     cpuUsPerRequest: perRequest(before, after),
     machineUsPerRequest: perRequest(machineBefore, machineAfter),
+    breakdown,
   };
+}
+
+export interface CpuFigures {
+  cpuUsPerRequest: number | null;
+  machineUsPerRequest: number | null;
+  /** CPU time per request of the other processes measured alongside, by name. */
+  breakdown?: Record<string, number>;
+}
+
+const totalCpu = (u: NodeJS.CpuUsage): number => u.user + u.system;
+
+/** The first process whose command name is `comm` (e.g. redis-server), from /proc; else undefined. */
+export function pidByName(comm: string): number | undefined {
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === comm) return Number(entry);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return undefined;
 }
 
 export const WARMUP_SEC = 2;
 
-/** "  <proxy> us CPU/req (machine <all> us)" when the figures are known. */
-export function cpuText(r: { cpuUsPerRequest?: number | null; machineUsPerRequest?: number | null }): string {
+/** "  <proxy> us CPU/req (machine <all> us; load generator <n>, upstream <n>)" when known. */
+export function cpuText(r: Partial<CpuFigures>): string {
   if (r.cpuUsPerRequest == null) return '';
-  const machine = r.machineUsPerRequest == null ? '' : ` (machine ${Math.round(r.machineUsPerRequest)})`;
+  const parts = Object.entries(r.breakdown ?? {}).map(([name, us]) => `${name} ${Math.round(us)}`);
+  const machine =
+    r.machineUsPerRequest == null
+      ? ''
+      : ` (machine ${Math.round(r.machineUsPerRequest)}${parts.length ? `: ${parts.join(', ')}` : ''})`;
   return `  ${Math.round(r.cpuUsPerRequest)} us CPU/req${machine}`;
 }
 

@@ -17,12 +17,22 @@ import { applyProviderVersion } from '../src/services/providers.ts';
 import { setSecret } from '../src/services/secrets.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
-import { fmt, type LoadResult, measureCpu, medianBy, runLoad, startChild, stop, WARMUP_SEC } from './load.ts';
+import {
+  type CpuFigures,
+  fmt,
+  type LoadResult,
+  measureCpu,
+  medianBy,
+  runLoad,
+  startChild,
+  stop,
+  WARMUP_SEC,
+} from './load.ts';
 
 const SECRETS = { AppKey: 'bench-app', AesKey: '0123456789abcdef', AesIV: 'fedcba9876543210' };
 const here = import.meta.dirname;
 
-type Measured = LoadResult & { cpuUsPerRequest: number | null; machineUsPerRequest: number | null };
+type Measured = LoadResult & CpuFigures;
 
 export interface OutboundBench {
   direct: LoadResult;
@@ -112,20 +122,23 @@ export async function benchOutbound(
       headers: { authorization: `Bearer ${serviceToken}`, 'content-type': 'application/json' },
       body: unsigned,
     };
-    const check = await fetch(keygateReq.url, {
-      method: 'POST',
-      headers: keygateReq.headers,
-      body: unsigned,
-    });
-    const checkBody = (await check.json()) as { code?: number };
-    if (check.status !== 200 || checkBody.code !== 0)
-      throw new Error(`keygate warm-up failed: ${check.status} ${JSON.stringify(checkBody)}`);
-
     const signedHeaders = {
       'content-type': 'application/json',
       authorization: signed.headers.authorization!,
     };
     const signedPath = new URL(signed.url).pathname;
+    const directReq = { url: `${upstreamUrl}${signedPath}`, headers: signedHeaders, body: signed.body };
+    const passthroughReq = {
+      url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
+      headers: signedHeaders,
+      body: signed.body,
+    };
+    // All three must get the provider's full answer (token checked, signature verified, data
+    // decrypted and encrypted again), or the comparison is not like for like.
+    await expectSeedSuccess('keygate', keygateReq);
+    await expectSeedSuccess('passthrough', passthroughReq);
+    await expectSeedSuccess('direct', directReq);
+    const parts = { upstream: upstream.child.pid };
     const load = { connections, durationSec, warmupSec: WARMUP_SEC };
     // BENCH_OUTBOUND_ONLY=keygate skips the baselines, for quick before/after runs while tuning.
     const skip = process.env.BENCH_OUTBOUND_ONLY === 'keygate';
@@ -142,25 +155,21 @@ export async function benchOutbound(
     // round with the median ratio is the one reported.
     const results: Array<Omit<OutboundBench, 'ratios'>> = [];
     for (let round = 0; round < rounds; round++) {
-      const direct = skip
-        ? none
-        : await runLoad({
-            ...load,
-            url: `${upstreamUrl}${signedPath}`,
-            headers: signedHeaders,
-            body: signed.body,
-          });
+      const direct = skip ? none : await runLoad({ ...load, ...directReq });
       const pass = skip
         ? none
-        : await measureCpu(passthrough.child.pid, durationSec, () =>
-            runLoad({
-              ...load,
-              url: `http://127.0.0.1:${passthrough.info.port}${signedPath}`,
-              headers: signedHeaders,
-              body: signed.body,
-            }),
+        : await measureCpu(
+            passthrough.child.pid,
+            durationSec,
+            () => runLoad({ ...load, ...passthroughReq }),
+            parts,
           );
-      const kg = await measureCpu(keygate.child.pid, durationSec, () => runLoad({ ...load, ...keygateReq }));
+      const kg = await measureCpu(
+        keygate.child.pid,
+        durationSec,
+        () => runLoad({ ...load, ...keygateReq }),
+        parts,
+      );
       results.push({ direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps });
     }
     return { ...medianBy(results, (r) => r.ratio), ratios: results.map((r) => r.ratio) };
@@ -168,6 +177,21 @@ export async function benchOutbound(
     for (const c of children) await stop(c);
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+async function expectSeedSuccess(
+  label: string,
+  req: { url: string; headers: Record<string, string>; body: string },
+): Promise<void> {
+  const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
+  const text = await res.text();
+  let code: unknown;
+  try {
+    code = (JSON.parse(text) as { code?: unknown }).code;
+  } catch {
+    code = undefined;
+  }
+  if (res.status !== 200 || code !== 0) throw new Error(`${label} warm-up failed: ${res.status} ${text}`);
 }
 
 export function printOutbound(r: OutboundBench): void {
