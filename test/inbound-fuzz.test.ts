@@ -157,6 +157,31 @@ const fuzzRequest = fc.record({
   extra: fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,15}$/), headerText), { maxLength: 3 }),
 });
 
+type FuzzRequest = typeof fuzzRequest extends fc.Arbitrary<infer T> ? T : never;
+
+const VALID_REQUEST: FuzzRequest = {
+  method: 'POST',
+  segments: ['orders'],
+  query: 'a=1&b=%2F',
+  modes: ['valid', 'valid', 'valid', 'valid'],
+  randoms: ['x', 'x', 'x', 'x'],
+  body: '{"n":1}',
+  bigBody: false,
+  extra: [],
+};
+/** 200, a missing header, a duplicated one, a well-formed but wrong signature, a dot segment. */
+const DEEP_EXAMPLES: FuzzRequest[] = [
+  VALID_REQUEST,
+  { ...VALID_REQUEST, modes: ['absent', 'valid', 'valid', 'valid'] },
+  { ...VALID_REQUEST, modes: ['valid', 'duplicate', 'valid', 'valid'] },
+  {
+    ...VALID_REQUEST,
+    modes: ['valid', 'valid', 'valid', 'random'],
+    randoms: ['x', 'x', 'x', 'f'.repeat(64)],
+  },
+  { ...VALID_REQUEST, segments: ['..', 'orders'] },
+];
+
 describe('fuzzing headers, path and query through the real listener', () => {
   it('never yields a 5xx, a crash or a hang', async () => {
     const seen = new Set<string>();
@@ -189,9 +214,11 @@ describe('fuzzing headers, path and query through the real listener', () => {
         }
         seen.add(String(res.headers['keygate-error'] ?? res.status));
       }),
-      { numRuns: 400 },
+      // Besides the random runs, one request that stops at each step named below, so that the
+      // check after the run does not depend on what the random ones happened to hit.
+      { numRuns: 400, examples: DEEP_EXAMPLES.map((example) => [example]) },
     );
-    // The generator reaches deep into the pipeline, not only the first check.
+    // The requests reach deep into the pipeline, not only the first check.
     for (const outcome of [
       '200',
       'KG_AUTH_HEADER_MISSING',
