@@ -41,17 +41,19 @@ export function redactHeaders(
 
 /**
  * `JSON.stringify(redactHeaders(headers))`, with one plain object instead of a Map and entries
- * when every name is already lower case (as node:http and undici hand them over, so no two names
- * can merge): this runs for two header sets on every inbound call.
+ * while no two names meet in lower case (node:http and undici hand over lower-case names, and
+ * keygate's own answer headers such as RateLimit-Policy are unique in any case): this runs for two
+ * header sets on every inbound call.
  */
 export function redactedHeadersJson(headers: Record<string, string | string[] | undefined>): string {
   const out: Record<string, string> = {};
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || !Object.hasOwn(headers, name)) continue;
-    // A name to merge with another, or one a plain object cannot hold as data: the general path.
-    if (name === '__proto__' || name !== name.toLowerCase()) return JSON.stringify(redactHeaders(headers));
-    out[name] = REDACTED_HEADERS.has(name) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
+    const key = name.toLowerCase();
+    // Names to merge, or one a plain object cannot hold as data: the general path.
+    if (key === '__proto__' || Object.hasOwn(out, key)) return JSON.stringify(redactHeaders(headers));
+    out[key] = REDACTED_HEADERS.has(key) ? REDACTED : Array.isArray(value) ? value.join(', ') : value;
   }
   return JSON.stringify(out);
 }
