@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Kysely, MysqlDialect, SqliteDialect } from 'kysely';
-import { createPool } from 'mysql2';
+import { createPool, type Pool } from 'mysql2';
 import { openNodeSqlite } from './node-sqlite.ts';
 import type { Database } from './schema.ts';
 
@@ -15,6 +15,17 @@ export type DbDialect = 'mysql' | 'sqlite';
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
   dataDir: string;
+}
+
+const mysqlPools = new WeakMap<Db, Pool>();
+
+/**
+ * The mysql2 pool behind a MySQL database made by createDatabase, for the one statement that
+ * needs mysql2's prepared statements, which Kysely's driver does not use (the audit insert, see
+ * inbound/audit/insert.ts); undefined for SQLite and for a Kysely instance made elsewhere.
+ */
+export function mysqlPoolOf(db: Db): Pool | undefined {
+  return mysqlPools.get(db);
 }
 
 export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db: Db; dialect: DbDialect } {
@@ -29,7 +40,9 @@ export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db:
       enableKeepAlive: true,
       supportBigNumbers: true,
     });
-    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), dialect: 'mysql' };
+    const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+    mysqlPools.set(db, pool);
+    return { db, dialect: 'mysql' };
   }
   mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'keygate.sqlite');

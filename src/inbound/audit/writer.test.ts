@@ -2,9 +2,10 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { KyselyPlugin } from 'kysely';
+import { type KyselyPlugin, sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, DIALECTS, type TestDatabase } from '../../../test/helpers/db.ts';
+import type { Db } from '../../storage/db.ts';
 import type { NewAuditLogRow } from '../../storage/schema.ts';
 import { ACTIVE_SPOOL_FILE, createAuditWriter, REJECTED_FILE } from './index.ts';
 import { insertAuditRows } from './insert.ts';
@@ -17,6 +18,13 @@ import {
   spoolLine,
   waitFor,
 } from './test-fixtures.ts';
+
+/** MariaDB's count of prepared-statement executions, server-wide (0 on SQLite). */
+async function preparedExecutions(db: Db, dialect: string): Promise<number> {
+  if (dialect !== 'mysql') return 0;
+  const { rows } = await sql<{ Value: string }>`show global status like 'Com_stmt_execute'`.execute(db);
+  return Number(rows[0]?.Value);
+}
 
 describe.each(DIALECTS)('audit writer on %s', (dialect) => {
   let t: TestDatabase;
@@ -118,6 +126,41 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
     expect((await storedIds(tag('close'))).length).toBe(151);
     await next.close();
     expect(logger.text()).not.toContain(BODY_MARKER);
+  });
+
+  it('inserts any number of rows exactly once, every value byte for byte', async () => {
+    // 203 rows are 128 + 64 + 8 + 2 + 1 on MySQL's prepared-statement chunks, one statement on SQLite.
+    const odd = 'quote \' double " back \\ nul \u0000 tab \t line \n %_ ? :x $1 héllo 😀';
+    const rows = ids(203, tag('chunks')).map((id, i) =>
+      sampleRow(id, {
+        tenant_id: i % 2 === 0 ? null : 'ten_audit',
+        secret_version: i % 3 === 0 ? null : i,
+        query: odd,
+        request_body: `${odd} ${i}`,
+        response_status: 200 + (i % 300),
+        latency_ms: i * 1000,
+      }),
+    );
+    const executedBefore = await preparedExecutions(t.db, dialect);
+    await insertAuditRows(t.db, rows);
+    // MySQL takes the prepared-statement path: one execution per chunk.
+    if (dialect === 'mysql')
+      expect((await preparedExecutions(t.db, dialect)) - executedBefore).toBeGreaterThanOrEqual(5);
+    // Sent again with 13 more (a batch written twice after a timeout): the known ones are skipped.
+    const more = ids(216, tag('chunks'))
+      .slice(203)
+      .map((id) => sampleRow(id));
+    await insertAuditRows(t.db, [...rows, ...more]);
+    const stored = await t.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('request_id', 'like', `${tag('chunks')}-%`)
+      .execute();
+    expect(stored).toHaveLength(216);
+    const byId = new Map(stored.map((row) => [row.request_id, row]));
+    for (const row of [...rows, ...more]) {
+      expect(byId.get(row.request_id)).toEqual({ ...row, created_at: expect.any(String) });
+    }
   });
 
   it('replays a spool left by an earlier process at start-up, oldest file first, without duplicates', async () => {
