@@ -23,15 +23,21 @@ import { addRoute } from '../src/services/routes.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { startInboundChild } from '../test/helpers/inbound.ts';
-import { cpuText, measureCpu, medianBy, pidByName, startChild, stop, WARMUP_SEC } from './load.ts';
+import {
+  type CpuFigures,
+  cpuText,
+  measureCpu,
+  medianBy,
+  pidByName,
+  startChild,
+  stop,
+  WARMUP_SEC,
+} from './load.ts';
 
-export interface LatencyFigures {
+export interface LatencyFigures extends Partial<CpuFigures> {
   rps: number;
   p50: number;
   p99: number;
-  cpuUsPerRequest?: number | null;
-  machineUsPerRequest?: number | null;
-  breakdown?: Record<string, number>;
 }
 
 export interface InboundBench {

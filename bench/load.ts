@@ -135,7 +135,7 @@ export async function measureCpu<T extends { rps: number }>(
 ): Promise<T & CpuFigures> {
   let before: number | null = null;
   let machineBefore: number | null = null;
-  let loadgenBefore = 0;
+  let loadgenBefore: number | null = null;
   const partsBefore: Record<string, number | null> = {};
   // Start counting after the warm-up: runLoad warms up first, then measures for durationSec.
   const warmupDone = setTimeout(() => {
