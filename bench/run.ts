@@ -8,7 +8,7 @@ import { REDIS_TEST_URL } from '../test/helpers/db.ts';
 const parts = process.argv.slice(2);
 const wanted = (name: string) => parts.length === 0 || parts.includes(name);
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 
 if (wanted('sandbox')) {
   const { benchSandbox, printSandbox } = await import('./sandbox.ts');
