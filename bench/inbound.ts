@@ -26,6 +26,7 @@ import { startInboundChild } from '../test/helpers/inbound.ts';
 import {
   type CpuFigures,
   cpuText,
+  DEFAULT_ROUNDS,
   measureCpu,
   medianBy,
   pidByName,
@@ -61,7 +62,7 @@ const BODY = JSON.stringify({ order: 'A-1042', amount: 1299, currency: 'EUR', no
 export async function benchInbound({
   durationSec = 10,
   connections = 32,
-  rounds = 3,
+  rounds = DEFAULT_ROUNDS,
 }: {
   durationSec?: number;
   connections?: number;

@@ -193,6 +193,8 @@ export function pidByName(comm: string): number | undefined {
 }
 
 export const WARMUP_SEC = 2;
+/** Rounds of the HTTP benchmarks (BENCH_ROUNDS overrides it in run.ts). */
+export const DEFAULT_ROUNDS = 5;
 
 /** "  <proxy> us CPU/req (machine <all> us; load generator <n>, upstream <n>)" when known. */
 export function cpuText(r: Partial<CpuFigures>): string {

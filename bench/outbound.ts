@@ -19,6 +19,7 @@ import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
 import {
   type CpuFigures,
+  DEFAULT_ROUNDS,
   fmt,
   type LoadResult,
   measureCpu,
@@ -57,7 +58,7 @@ export async function benchOutbound(
 ): Promise<OutboundBench> {
   const durationSec = opts.durationSec ?? 10;
   const connections = opts.connections ?? 32;
-  const rounds = opts.rounds ?? 3;
+  const rounds = opts.rounds ?? DEFAULT_ROUNDS;
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-'));
   const upstream = await startChild(path.join(here, 'fixtures/seed-upstream.ts'), [
     SECRETS.AppKey,

@@ -4,11 +4,12 @@
  * Load tests target 127.0.0.1 only and stop by themselves.
  */
 import { REDIS_TEST_URL } from '../test/helpers/db.ts';
+import { DEFAULT_ROUNDS } from './load.ts';
 
 const parts = process.argv.slice(2);
 const wanted = (name: string) => parts.length === 0 || parts.includes(name);
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS);
 
 if (wanted('sandbox')) {
   const { benchSandbox, printSandbox } = await import('./sandbox.ts');
