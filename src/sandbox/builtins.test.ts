@@ -200,6 +200,27 @@ describe('AES-CBC', () => {
     });
   });
 
+  it('encrypts text as UTF-8 with text or byte keys, keeping keys that look alike apart', async () => {
+    // The host caches keys given as text under the text and keys given as bytes under their
+    // latin1 form: "é..." as text is UTF-8 (0xc3 0xa9 ...), and "Ã©..." is that same latin1 form
+    // as text, whose UTF-8 is 18 bytes and must still be refused.
+    const textKey = 'é0123456789abcd';
+    const keyBytes = Buffer.from(textKey, 'utf8');
+    expect(keyBytes.length).toBe(16);
+    const lookalike = keyBytes.toString('latin1');
+    for (const data of ['', 'ü', 'x'.repeat(15), `${'y'.repeat(14)}€`, '{"orderId":42,"amount":"12.50"}']) {
+      const expected = nodeCbc(keyBytes, Buffer.from(data, 'utf8')).toString('hex');
+      const script = `hex_encode(aes_cbc_pkcs5_encrypt('${textKey}', ${JSON.stringify(data)}, '${SECRETS.AesIV}')) + ':' +
+        hex_encode(aes_cbc_pkcs5_encrypt(${bytesLiteral(keyBytes)}, ${JSON.stringify(data)}, '${SECRETS.AesIV}'))`;
+      expect(await run(script), JSON.stringify(data)).toBe(`${expected}:${expected}`);
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      expect(
+        (await failure(`aes_cbc_pkcs5_encrypt('${lookalike}', 'data', '${SECRETS.AesIV}')`)).message,
+      ).toContain('key must be 16, 24 or 32 bytes, got 18');
+    }
+  });
+
   it('matches NIST SP 800-38A F.2.1 (CBC-AES128, no padding)', async () => {
     const out = await run(
       `aes_cbc_encrypt(hex_decode('2b7e151628aed2a6abf7158809cf4f3c'), hex_decode('6bc1bee22e409f96e93d7e117393172a'), hex_decode('000102030405060708090a0b0c0d0e0f'), { padding: 'none' })`,

@@ -125,7 +125,9 @@ function optionsArg(name: string, value: unknown): Record<string, unknown> {
 
 /**
  * Key bytes as a KeyObject, with the length checked against what the cipher takes. `family`
- * keeps an AES key and an SM4 key with the same bytes apart (each gets its own ECB cipher).
+ * keeps an AES key and an SM4 key with the same bytes apart (each gets its own ECB cipher). A key
+ * given as text is cached under that text (scripts pass the same secret on every call, so a hit
+ * costs no conversion); key bytes are cached under their latin1 form, apart from text keys.
  */
 function symmetricKey(
   ctx: BuiltinContext,
@@ -134,13 +136,18 @@ function symmetricKey(
   value: unknown,
   lengths: readonly number[],
 ): KeyObject {
-  const bytes = bytesArg(name, 'key', value);
-  if (!lengths.includes(bytes.length)) {
-    const allowed =
-      lengths.length === 1 ? `${lengths[0]}` : `${lengths.slice(0, -1).join(', ')} or ${lengths.at(-1)}`;
-    throw new BuiltinError(name, `key must be ${allowed} bytes, got ${bytes.length}`);
-  }
-  return ctx.keys.get(`${family}:${bytes.toString('latin1')}`, () => createSecretKey(bytes));
+  const bytes = typeof value === 'string' ? null : bytesArg(name, 'key', value);
+  const id =
+    bytes === null ? `${family}:text:${value as string}` : `${family}:bytes:${bytes.toString('latin1')}`;
+  return ctx.keys.get(id, () => {
+    const key = bytes ?? bytesArg(name, 'key', value);
+    if (!lengths.includes(key.length)) {
+      const allowed =
+        lengths.length === 1 ? `${lengths[0]}` : `${lengths.slice(0, -1).join(', ')} or ${lengths.at(-1)}`;
+      throw new BuiltinError(name, `key must be ${allowed} bytes, got ${key.length}`);
+    }
+    return createSecretKey(key);
+  });
 }
 
 function exactBytes(name: string, label: string, value: unknown, length: number): Buffer {
@@ -260,7 +267,8 @@ class BlockStream {
   readonly #cipher: Cipheriv | Decipheriv;
   readonly #encrypting: boolean;
   readonly #chained: boolean;
-  #chain = ZERO_BLOCK;
+  /** The last ciphertext block fed through (CBC's chaining state S), updated in place. */
+  readonly #chain = Buffer.alloc(BLOCK_BYTES);
 
   constructor(call: BlockCipherCall, encrypting: boolean) {
     const name = `${call.algorithm}-${call.mode}`;
@@ -280,12 +288,12 @@ class BlockStream {
     if (this.#encrypting) {
       xorFirstBlock(blocks, iv, this.#chain);
       const out = this.#cipher.update(blocks);
-      this.#chain = Buffer.from(out.subarray(out.length - BLOCK_BYTES));
+      out.copy(this.#chain, 0, out.length - BLOCK_BYTES);
       return out;
     }
     const out = this.#cipher.update(blocks);
     xorFirstBlock(out, iv, this.#chain);
-    this.#chain = Buffer.from(blocks.subarray(blocks.length - BLOCK_BYTES));
+    blocks.copy(this.#chain, 0, blocks.length - BLOCK_BYTES);
     return out;
   }
 }
@@ -322,16 +330,27 @@ function streamBlocks(
   }
 }
 
-function blockEncrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, data: Buffer): Buffer {
+function blockEncrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, value: unknown): Buffer {
   const block = paddingBlock(call.padding);
-  if (block === null && data.length % BLOCK_BYTES !== 0) {
+  if (block !== null) return streamBlocks(ctx, call, true, paddedBytes(name, value, block));
+  const data = bytesArg(name, 'data', value);
+  if (data.length % BLOCK_BYTES !== 0) {
     throw new BuiltinError(
       name,
       `with padding 'none' the data must be a multiple of 16 bytes, got ${data.length}`,
     );
   }
-  const input = block === null ? data : pad(data, block);
-  return input.length === 0 ? input : streamBlocks(ctx, call, true, input);
+  return data.length === 0 ? data : streamBlocks(ctx, call, true, data);
+}
+
+/** The data with PKCS#7 padding to `block` bytes, in a new buffer; text is encoded straight into it. */
+function paddedBytes(name: string, value: unknown, block: number): Buffer {
+  if (typeof value !== 'string') return pad(bytesArg(name, 'data', value), block);
+  const length = Buffer.byteLength(value, 'utf8');
+  const count = block - (length % block);
+  const padded = Buffer.allocUnsafe(length + count);
+  padded.write(value, 'utf8');
+  return padded.fill(count, length);
 }
 
 function blockDecrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, data: Buffer): Buffer {
@@ -604,17 +623,12 @@ export const HOST_BUILTINS: readonly HostBuiltinSpec[] = [
   builtin('hmac_sm3_bytes', KEY_DATA, 'bytes', hmacBytes('sm3')),
 
   builtin('aes_cbc_pkcs5_encrypt', KEY_DATA_IV, 'bytes', (args, ctx, name) =>
-    blockEncrypt(name, aesCbc(ctx, name, args, PKCS7), ctx, bytesArg(name, 'data', args[1])),
+    blockEncrypt(name, aesCbc(ctx, name, args, PKCS7), ctx, args[1]),
   ),
   builtin('aes_cbc_pkcs5_decrypt', KEY_DATA_IV, 'text', aesCbcPkcs5Decrypt),
   builtin('aes_cbc_pkcs5_decrypt_bytes', KEY_DATA_IV, 'bytes', aesCbcPkcs5Decrypt),
   builtin('aes_cbc_encrypt', [...KEY_DATA_IV, 'options?'], 'bytes', (args, ctx, name) =>
-    blockEncrypt(
-      name,
-      aesCbc(ctx, name, args, paddingOption(name, args[3])),
-      ctx,
-      bytesArg(name, 'data', args[1]),
-    ),
+    blockEncrypt(name, aesCbc(ctx, name, args, paddingOption(name, args[3])), ctx, args[1]),
   ),
   builtin('aes_cbc_decrypt', [...KEY_DATA_IV, 'options?'], 'bytes', (args, ctx, name) =>
     blockDecrypt(
@@ -629,12 +643,12 @@ export const HOST_BUILTINS: readonly HostBuiltinSpec[] = [
   builtin('aes_gcm_decrypt_bytes', ['key', 'data', 'nonce', 'aad?'], 'bytes', aesGcmDecrypt),
 
   builtin('sm4_cbc_encrypt', KEY_DATA_IV, 'bytes', (args, ctx, name) =>
-    blockEncrypt(name, sm4(ctx, name, args, 'cbc'), ctx, bytesArg(name, 'data', args[1])),
+    blockEncrypt(name, sm4(ctx, name, args, 'cbc'), ctx, args[1]),
   ),
   builtin('sm4_cbc_decrypt', KEY_DATA_IV, 'text', sm4CbcDecrypt),
   builtin('sm4_cbc_decrypt_bytes', KEY_DATA_IV, 'bytes', sm4CbcDecrypt),
   builtin('sm4_ecb_encrypt', KEY_DATA, 'bytes', (args, ctx, name) =>
-    blockEncrypt(name, sm4(ctx, name, args, 'ecb'), ctx, bytesArg(name, 'data', args[1])),
+    blockEncrypt(name, sm4(ctx, name, args, 'ecb'), ctx, args[1]),
   ),
   builtin('sm4_ecb_decrypt', KEY_DATA, 'text', sm4EcbDecrypt),
   builtin('sm4_ecb_decrypt_bytes', KEY_DATA, 'bytes', sm4EcbDecrypt),
