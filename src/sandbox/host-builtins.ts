@@ -211,14 +211,6 @@ function paddingOption(name: string, value: unknown): Padding {
   );
 }
 
-/** PKCS#7 padding to `block` bytes (16 for PKCS#5/7, 32 for WeCom), in a new buffer. */
-function pad(data: Buffer, block: number): Buffer {
-  const count = block - (data.length % block);
-  const padded = Buffer.allocUnsafe(data.length + count);
-  data.copy(padded);
-  return padded.fill(count, data.length);
-}
-
 /**
  * Strips PKCS#7 padding of up to `block` bytes. All bytes that could be padding are compared
  * whatever their values, so the time taken does not tell where a bad one was.
@@ -343,13 +335,17 @@ function blockEncrypt(name: string, call: BlockCipherCall, ctx: BuiltinContext, 
   return data.length === 0 ? data : streamBlocks(ctx, call, true, data);
 }
 
-/** The data with PKCS#7 padding to `block` bytes, in a new buffer; text is encoded straight into it. */
+/**
+ * The data with PKCS#7 padding to `block` bytes (16 for PKCS#5/7, 32 for WeCom), in a new buffer;
+ * text is encoded straight into it.
+ */
 function paddedBytes(name: string, value: unknown, block: number): Buffer {
-  if (typeof value !== 'string') return pad(bytesArg(name, 'data', value), block);
-  const length = Buffer.byteLength(value, 'utf8');
+  const data = typeof value === 'string' ? null : bytesArg(name, 'data', value);
+  const length = data === null ? Buffer.byteLength(value as string, 'utf8') : data.length;
   const count = block - (length % block);
   const padded = Buffer.allocUnsafe(length + count);
-  padded.write(value, 'utf8');
+  if (data === null) padded.write(value as string, 'utf8');
+  else data.copy(padded);
   return padded.fill(count, length);
 }
 
