@@ -24,8 +24,8 @@
  * deleted before the next run.
  *
  * Returns { install(fn), run(mode, invocationId, kind, inputJson, argsJson, rawBody, jsonText) }:
- * both answer with a JSON string (a request run's JSON body follows it on its own line), so every
- * run crosses the isolate boundary once each way.
+ * both answer with a JSON string (a request run's JSON body, or a response body the script
+ * changed, follows it on its own line), so every run crosses the isolate boundary once each way.
  */
 (function keygateBootstrap(hostCall, httpRef, configJson) {
   // biome-ignore lint/suspicious/noRedundantUseStrict: not a module; it runs as a plain script in the isolate
@@ -1143,8 +1143,14 @@
     outcome.logs = inv.logs;
     outcome.tokenOps = inv.tokenOps;
     try {
-      // A JSON request body goes after the outcome as its own text (JSON text never holds a raw
-      // line break), so the host sends it on without parsing and writing it again.
+      // A JSON body (a request's, or a response's the script changed) goes after the outcome as its
+      // own text (JSON text never holds a raw line break): the host sends it on as it is, and it
+      // is not escaped into the outcome and parsed out of it again.
+      if (outcome.ok === true && kind === 'response' && outcome.bodyText !== null) {
+        const { bodyText } = outcome;
+        outcome.bodyText = undefined;
+        return `${jsonStringify(outcome)}\n${bodyText}`;
+      }
       const body = outcome.ok === true && kind === 'request' ? outcome.body : null;
       if (body !== null && body.kind === 'json') {
         const bodyText = jsonStringify(body.value) ?? 'null';

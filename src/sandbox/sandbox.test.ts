@@ -151,6 +151,34 @@ describe('seed response script', () => {
     expect(result.body).toBe(json);
   });
 
+  it('hands back a changed body as the exact JSON text, line breaks and all, and an unchanged one as null', async () => {
+    const script = await sandbox.compile(
+      'response',
+      responseScript(
+        "if (respBody.edit) respBody.note = 'two\\nlines \\u2028 \"quoted\" \\\\ end'; log('ran');",
+      ),
+      'framing',
+    );
+    const edited = { edit: true, list: ['a\nb', { 'k\ny': '\u2029' }] };
+    const changed = await script.runResponse(
+      { status: 200, headers: {}, rawBody: JSON.stringify(edited), rawIsJson: true },
+      testHost(),
+    );
+    const expected = { ...edited, note: 'two\nlines \u2028 "quoted" \\ end' };
+    expect(changed.changed).toBe(true);
+    expect(changed.bodyText).toBe(JSON.stringify(expected));
+    expect(changed.body).toEqual(expected);
+    expect(changed.effects.logs).toEqual(['ran']);
+
+    const untouched = await script.runResponse(
+      { status: 200, headers: {}, rawBody: '{ "edit": false }', rawIsJson: true },
+      testHost(),
+    );
+    expect(untouched.changed).toBe(false);
+    expect(untouched.bodyText).toBeNull();
+    expect(untouched.body).toEqual({ edit: false });
+  });
+
   it('gives a non-JSON response to the script as null (the seed script then fails on it)', async () => {
     const probe = await sandbox.compile(
       'response',

@@ -148,8 +148,8 @@ type RequestOutcome = RunCommon &
         body: BodyValue;
       }
   );
-type ResponseOutcome = RunCommon &
-  (RunFailure | { ok: true; changed: boolean; bodyText: string | null; parsed?: boolean });
+// A changed response body is not in the outcome: it follows it on its own line.
+type ResponseOutcome = RunCommon & (RunFailure | { ok: true; changed: boolean; parsed?: boolean });
 
 const NEEDS_ASYNC = JSON.stringify({ needsAsync: true });
 const STALE_ISOLATE = JSON.stringify({ staleIsolate: true });
@@ -276,9 +276,11 @@ export class TenantScript implements CompiledScript {
     });
     const invoked = this.#invoke(host, inputJson, input.rawBody, jsonText);
     const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
-    const outcome = this.#readOutcome<ResponseOutcome>(text);
+    // A body the script changed comes back as its text after the outcome (see bootstrap.js run()).
+    const newline = text.indexOf('\n');
+    const outcome = this.#readOutcome<ResponseOutcome>(newline === -1 ? text : text.slice(0, newline));
     if (!outcome.ok) throw this.#failure(outcome, inv);
-    const bodyText = outcome.changed ? outcome.bodyText : null;
+    const bodyText = newline === -1 ? null : text.slice(newline + 1);
     // The proxy sends bodyText (or rawBody) as it is; only a caller that reads `body` pays for
     // parsing.
     let body: unknown = json;
