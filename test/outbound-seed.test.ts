@@ -86,6 +86,46 @@ describe.each(DIALECTS)('seed scheme through the proxy (%s)', (dialect) => {
     expect(JSON.parse(next.body.data!).echo).toBe('fresh');
     expect(sim.stats.tokenRequests).toBe(before + 1);
   });
+
+  it('answers a body that is not JSON with 400, sends nothing, and fails no other caller of a token flight', async () => {
+    const send = (token: string, provider: string, body: string) =>
+      fetch(`${gw.outboundUrl}/v1/proxy/${provider}/api/orders`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body,
+      });
+    const expectBadJson = async (res: Response) => {
+      expect(res.status).toBe(400);
+      expect(res.headers.get('keygate-error')).toBe('KG_BAD_REQUEST');
+      const problem = (await res.json()) as { code: string; detail: string };
+      expect(problem.code).toBe('KG_BAD_REQUEST');
+      expect(problem.detail).toMatch(/^request body is not valid JSON: /);
+    };
+
+    // A token is cached: the body is first parsed inside the isolate.
+    const apiBefore = sim.stats.apiRequests;
+    const tokensBefore = sim.stats.tokenRequests;
+    await expectBadJson(await send(serviceToken, 'seed-pay', '{"data": "x",'));
+    expect(sim.stats.apiRequests).toBe(apiBefore);
+    expect(sim.stats.tokenRequests).toBe(tokensBefore);
+
+    // No token yet: the first callers share one token flight, and the bad body is not in it.
+    const fresh = await setUpProvider(gw, seedConfig(sim, 'seed-pay-flight'), secrets, {
+      notSensitive: ['AppKey'],
+    });
+    const [bad, ...good] = await Promise.all([
+      send(fresh.serviceToken, 'seed-pay-flight', '[1, 2'),
+      ...Array.from({ length: 5 }, (_, i) => call(gw, fresh.serviceToken, 'seed-pay-flight', `flight ${i}`)),
+    ]);
+    await expectBadJson(bad as Response);
+    for (const r of good as Array<Awaited<ReturnType<typeof call>>>) {
+      expect(r.status).toBe(200);
+      expect(r.body.code).toBe(0);
+    }
+    expect(sim.stats.tokenRequests).toBe(tokensBefore + 1);
+    expect(sim.stats.apiRequests).toBe(apiBefore + 5);
+    expect(sim.stats.rejected).toEqual([]);
+  });
 });
 
 describe('expireTime forms', () => {

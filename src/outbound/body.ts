@@ -4,7 +4,7 @@
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { KeygateError } from '../errors.ts';
-import type { BodyValue } from '../sandbox/index.ts';
+import { type BodyValue, jsonBodyFromText } from '../sandbox/index.ts';
 
 export type { BodyValue };
 
@@ -25,15 +25,21 @@ export function decodeContentEncoding(bytes: Buffer, encoding: string | undefine
   throw new KeygateError('KG_BAD_REQUEST', `${what} content-encoding ${enc} is not supported`);
 }
 
-export function parseRequestBody(bytes: Buffer, contentType: string | undefined): BodyValue {
+/**
+ * The caller's body by its content type. A JSON body is parsed here (KG_BAD_REQUEST when it is not
+ * JSON), unless `jsonAsText`: then it stays its text and is parsed only where it is read (a request
+ * script reads it inside the isolate), for signing code that does not change it in place.
+ */
+export function parseRequestBody(
+  bytes: Buffer,
+  contentType: string | undefined,
+  { jsonAsText = false }: { jsonAsText?: boolean } = {},
+): BodyValue {
   if (bytes.length === 0) return { kind: 'none' };
   const text = bytes.toString('utf8');
   if (contentType && JSON_TYPE.test(contentType)) {
-    try {
-      return { kind: 'json', value: JSON.parse(text) };
-    } catch (err) {
-      throw new KeygateError('KG_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
-    }
+    const body = jsonBodyFromText(text);
+    return jsonAsText ? body : { kind: 'json', value: body.value };
   }
   if (contentType && FORM_TYPE.test(contentType)) {
     return { kind: 'form', fields: [...new URLSearchParams(text)] };

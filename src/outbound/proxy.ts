@@ -100,16 +100,18 @@ export async function prepareSignedRequest(
     firstHeader(call.headers['content-encoding']),
     'request',
   );
+  const { config } = provider;
   const originalQuery = parseQuery(rawQuery);
   const req: OutgoingRequest = {
     method: call.method.toUpperCase(),
     uri: path,
     headers: forwardableRequestHeaders(call.headers),
     query: originalQuery.map(([k, v]) => [k, v]),
-    body: parseRequestBody(bodyBytes, contentType),
+    // A script gets a JSON body as its text, parsed in the isolate only; `simple` and `token`
+    // change the body in place, so they get it parsed.
+    body: parseRequestBody(bodyBytes, contentType, { jsonAsText: config.mode === 'script' }),
   };
   const bodyKindBefore = req.body.kind;
-  const { config } = provider;
   let script: RequestScriptResult | undefined;
   let sentToken: string | undefined;
   const nowMs = Date.now();

@@ -23,7 +23,8 @@
  * earlier run only ever sees the run in progress. Enumerable globals the script leaves behind are
  * deleted before the next run.
  *
- * Returns { install(fn), run(mode, invocationId, kind, inputJson, argsJson, rawBody, jsonText) }:
+ * Returns { install(fn), run(mode, invocationId, kind, inputJson, argsJson, rawBody, jsonText) }
+ * (rawBody: a response's body as received, or a request's JSON body as text):
  * both answer with a JSON string (a request run's JSON body, or a response body the script
  * changed, follows it on its own line), so every run crosses the isolate boundary once each way.
  */
@@ -142,6 +143,7 @@
   const ASYNC_NEEDED = freeze({ keygate: 'http_post_json needs the async path' });
   const NEEDS_ASYNC_RESULT = jsonStringify({ needsAsync: true });
   const STALE_ISOLATE_RESULT = jsonStringify({ staleIsolate: true });
+  const BAD_JSON_BODY_RESULT = jsonStringify({ badJsonBody: true });
   const builtinErrors = new WeakMap();
   let scriptFunction = null;
   let current = null;
@@ -1113,6 +1115,14 @@
     // repeats the run in a fresh one.
     if (!clearScriptGlobals()) return STALE_ISOLATE_RESULT;
     const input = jsonParse(inputJson);
+    // A request's JSON body may come as its own text (raw): parsed here, before the script runs.
+    if (kind === 'request' && raw !== null) {
+      try {
+        input.body.value = jsonParse(raw);
+      } catch {
+        return BAD_JSON_BODY_RESULT;
+      }
+    }
     loadArgs(argsJson);
     const inv = {
       id,

@@ -9,6 +9,7 @@ import { KeygateError } from '../errors.ts';
 import { type RuntimeLimits, TenantScript } from './script-runtime.ts';
 import type { CompiledScript, Sandbox, SandboxOptions, ScriptKind } from './types.ts';
 
+export { jsonBodyFromText } from './json-body.ts';
 export { MASK, maskSensitive } from './mask.ts';
 export type {
   BodyValue,

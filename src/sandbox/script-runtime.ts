@@ -32,6 +32,7 @@ import {
   hostBuiltinManifest,
   KeyObjectCache,
 } from './host-builtins.ts';
+import { jsonBodyFromText } from './json-body.ts';
 import { maskSensitive } from './mask.ts';
 import {
   findExtraCode,
@@ -153,6 +154,9 @@ type ResponseOutcome = RunCommon & (RunFailure | { ok: true; changed: boolean; p
 
 const NEEDS_ASYNC = JSON.stringify({ needsAsync: true });
 const STALE_ISOLATE = JSON.stringify({ staleIsolate: true });
+const BAD_JSON_BODY = JSON.stringify({ badJsonBody: true });
+/** Stands for a JSON body that crosses as its own text (see runRequest). */
+const JSON_BODY_AS_TEXT = { kind: 'json', value: null };
 
 /** An async run hit the time limit without using the CPU time: try again. */
 class StarvedRun extends Error {
@@ -235,16 +239,24 @@ export class TenantScript implements CompiledScript {
   async runRequest(input: RequestScriptInput, host: ScriptHost): Promise<RequestScriptResult> {
     const started = performance.now();
     this.#expectKind('request');
+    // A JSON body that is still its text (a caller's, untouched) crosses as that text and is
+    // parsed inside the isolate only.
+    const bodyText = input.body.kind === 'json' ? input.body.text : undefined;
     const inputJson = JSON.stringify({
       method: input.method,
       uri: input.uri,
       headers: input.headers,
       query: input.query,
-      body: input.body,
+      body: bodyText === undefined ? input.body : JSON_BODY_AS_TEXT,
       token: host.token,
     });
-    const invoked = this.#invoke(host, inputJson, null, null);
+    const invoked = this.#invoke(host, inputJson, bodyText ?? null, null);
     const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
+    if (text === BAD_JSON_BODY) {
+      // The text is not JSON: reading the value fails with the caller's KG_BAD_REQUEST.
+      void (input.body as { value: unknown }).value;
+      throw new KeygateError('KG_INTERNAL', 'the script sandbox could not parse a JSON body');
+    }
     // A JSON body comes back as its text after the outcome (see bootstrap.js run()).
     const newline = text.indexOf('\n');
     const outcome = this.#readOutcome<RequestOutcome>(newline === -1 ? text : text.slice(0, newline));
@@ -700,27 +712,6 @@ function argsJsonOf(host: ScriptHost): string {
   const json = JSON.stringify(values);
   argsJsonCache.set(host.secrets, { values, json });
   return json;
-}
-
-/**
- * A JSON body the isolate handed back as text: the text goes upstream as is, `value` is parsed on
- * demand. `text` is not enumerable, so the body still compares and copies as { kind, value }.
- */
-function jsonBodyFromText(text: string): BodyValue {
-  let value: unknown;
-  let parsed = false;
-  const body = {
-    kind: 'json' as const,
-    get value() {
-      if (!parsed) {
-        value = JSON.parse(text);
-        parsed = true;
-      }
-      return value;
-    },
-  };
-  Object.defineProperty(body, 'text', { value: text, enumerable: false });
-  return body;
 }
 
 function parseOutcome<T>(text: string): T {

@@ -52,7 +52,12 @@ export interface ScriptHost {
 }
 
 export type BodyValue =
-  /** `text`, when present, is `value` already written as JSON (what a script run hands back). */
+  /**
+   * `text`, when present, is the JSON text of `value` (see json-body.ts), which is then parsed only
+   * when read and must not be changed. A script run hands its body back this way, to go upstream
+   * as it is; a caller's JSON body goes into a request script this way, to be parsed only inside
+   * the isolate.
+   */
   | { kind: 'json'; value: unknown; text?: string }
   | { kind: 'form'; fields: Array<[string, string]> }
   | { kind: 'raw'; text: string }

@@ -40,6 +40,9 @@ export async function signWithScript(
     result = await script.runRequest(input, { ...host, token: cached?.token ?? null });
     await applyTokenEffects(result.effects, provider, tokens);
   } else {
+    // One caller's run fetches the token for every caller waiting on the flight: a body that is not
+    // JSON must fail only its own request, so it is parsed before the flight (KG_BAD_REQUEST).
+    if (input.body.kind === 'json') void input.body.value;
     result = await runInTokenFlight(input, provider, host, tokens, onTokenFetch);
   }
   Object.assign(req, {
