@@ -2,11 +2,14 @@
  * The seed request script (DESIGN.md, seeds/001) on the sandbox's common path: token prefetched,
  * so the run is synchronous: one crossing into the isolate and back, with one call out to the
  * host for AES (SHA-256 runs inside the isolate). Each sample is one awaited runRequest.
+ * Beside it, request and response runs with a large JSON body, against parsing and writing that
+ * body once on the host.
  * Run directly: `node --no-node-snapshot bench/sandbox.ts [iterations]`.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ivm from 'isolated-vm';
+import { parseRequestBody } from '../src/outbound/body.ts';
 import type { CompiledScript, RequestScriptInput, ScriptHost } from '../src/sandbox/index.ts';
 import { createSandbox } from '../src/sandbox/index.ts';
 
@@ -23,6 +26,17 @@ export interface SandboxBenchResult {
   floorNoLimitP50Us: number;
   /** keygate's own cost of one run: an empty request script through the same runtime. */
   emptyP50Us: number;
+  largeBody: LargeBodyFigures;
+}
+
+export interface LargeBodyFigures {
+  bytes: number;
+  /** The baseline: JSON.parse and JSON.stringify of the body on the host, once each. */
+  hostParseStringifyP50Us: number;
+  /** The caller's body parsed for a script (as the proxy does) and a request script setting one field. */
+  requestP50Us: number;
+  /** A response script setting one field of the upstream's body, which is then handed back. */
+  responseP50Us: number;
 }
 
 const SEED_REQUEST = readFileSync(
@@ -122,6 +136,87 @@ async function measureRuns(
   };
 }
 
+/** An order list of about 75 KB, with quotes, line breaks and non-ASCII text to escape. */
+const LARGE_BODY = JSON.stringify({
+  orders: Array.from({ length: 1000 }, (_, i) => ({
+    id: i,
+    name: `order "${i}"`,
+    note: 'first line\nsecond line',
+    city: 'Zürich',
+  })),
+});
+
+function p50Of(iterations: number, run: () => unknown): number {
+  const samples: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t0 = performance.now();
+    run();
+    samples.push((performance.now() - t0) * 1000);
+  }
+  return percentile(
+    samples.sort((a, b) => a - b),
+    0.5,
+  );
+}
+
+async function asyncP50Of(iterations: number, run: () => Promise<unknown>): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t0 = performance.now();
+    await run();
+    samples.push((performance.now() - t0) * 1000);
+  }
+  return percentile(
+    samples.sort((a, b) => a - b),
+    0.5,
+  );
+}
+
+async function benchLargeBody(
+  sandbox: ReturnType<typeof createSandbox>,
+  iterations: number,
+): Promise<LargeBodyFigures> {
+  const bytes = Buffer.from(LARGE_BODY);
+  const request = await sandbox.compile(
+    'request',
+    'function (reqHeaders, reqParams, reqBody) { reqBody.set("sign", "x"); }',
+    'bench:large:request',
+  );
+  const response = await sandbox.compile(
+    'response',
+    'function (respBody) { respBody.seen = true; }',
+    'bench:large:response',
+  );
+  const runRequest = () =>
+    request.runRequest(
+      {
+        ...input,
+        body: parseRequestBody(bytes, 'application/json', { jsonAsText: true }),
+      },
+      host,
+    );
+  const responseInput = {
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    rawBody: LARGE_BODY,
+    rawIsJson: true,
+  };
+  const runResponse = () => response.runResponse(responseInput, host);
+  const hostParseStringify = () => JSON.stringify(JSON.parse(LARGE_BODY));
+  const warmup = Math.max(20, iterations / 5);
+  for (let i = 0; i < warmup; i++) {
+    hostParseStringify();
+    await runRequest();
+    await runResponse();
+  }
+  return {
+    bytes: bytes.length,
+    hostParseStringifyP50Us: p50Of(iterations, hostParseStringify),
+    requestP50Us: await asyncP50Of(iterations, runRequest),
+    responseP50Us: await asyncP50Of(iterations, runResponse),
+  };
+}
+
 export async function benchSandbox(opts: { iterations?: number } = {}): Promise<SandboxBenchResult> {
   const { iterations = 20_000 } = opts;
   const floors = benchFloors(iterations);
@@ -135,11 +230,13 @@ export async function benchSandbox(opts: { iterations?: number } = {}): Promise<
       await sandbox.compile('request', SEED_REQUEST, 'bench:acme:v1:request'),
       iterations,
     );
+    const largeBody = await benchLargeBody(sandbox, Math.max(50, Math.round(iterations / 20)));
     return {
       ...seed,
       floorP50Us: floors.limited,
       floorNoLimitP50Us: floors.unlimited,
       emptyP50Us: empty.p50Us,
+      largeBody,
     };
   } finally {
     sandbox.dispose();
@@ -162,5 +259,12 @@ export function printSandbox(r: SandboxBenchResult): void {
   );
   console.log(
     `  script / floor                                   ${(r.p50Us / r.floorP50Us).toFixed(1)}x  (target: seed script p50 <= 30 us)`,
+  );
+  const big = r.largeBody;
+  const ratio = (us: number) => `${(us / big.hostParseStringifyP50Us).toFixed(1)}x`;
+  console.log(
+    `  ${Math.round(big.bytes / 1024)} KB JSON body: host JSON.parse + JSON.stringify p50 ${big.hostParseStringifyP50Us.toFixed(0)} us; ` +
+      `request run p50 ${big.requestP50Us.toFixed(0)} us (${ratio(big.requestP50Us)}); ` +
+      `response run p50 ${big.responseP50Us.toFixed(0)} us (${ratio(big.responseP50Us)})`,
   );
 }
