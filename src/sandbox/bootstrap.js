@@ -1156,18 +1156,16 @@
       // A JSON body (a request's, or a response's the script changed) goes after the outcome as its
       // own text (JSON text never holds a raw line break): the host sends it on as it is, and it
       // is not escaped into the outcome and parsed out of it again.
-      if (outcome.ok === true && kind === 'response' && outcome.bodyText !== null) {
-        const { bodyText } = outcome;
+      let bodyText = null;
+      if (outcome.ok === true && kind === 'response') {
+        bodyText = outcome.bodyText;
         outcome.bodyText = undefined;
-        return `${jsonStringify(outcome)}\n${bodyText}`;
-      }
-      const body = outcome.ok === true && kind === 'request' ? outcome.body : null;
-      if (body !== null && body.kind === 'json') {
-        const bodyText = jsonStringify(body.value) ?? 'null';
+      } else if (outcome.ok === true && outcome.body.kind === 'json') {
+        bodyText = jsonStringify(outcome.body.value) ?? 'null';
         outcome.body = null;
-        return `${jsonStringify(outcome)}\n${bodyText}`;
       }
-      return jsonStringify(outcome);
+      const text = jsonStringify(outcome);
+      return bodyText === null ? text : `${text}\n${bodyText}`;
     } catch (err) {
       // A body value the script set cannot be written as JSON (a BigInt, a cycle, a throwing toJSON).
       const failure = describeFailure(err);

@@ -257,16 +257,14 @@ export class TenantScript implements CompiledScript {
       void (input.body as { value: unknown }).value;
       throw new KeygateError('KG_INTERNAL', 'the script sandbox could not parse a JSON body');
     }
-    // A JSON body comes back as its text after the outcome (see bootstrap.js run()).
-    const newline = text.indexOf('\n');
-    const outcome = this.#readOutcome<RequestOutcome>(newline === -1 ? text : text.slice(0, newline));
+    const { outcome, bodyText: bodyOut } = this.#readOutcome<RequestOutcome>(text);
     if (!outcome.ok) throw this.#failure(outcome, inv);
     return {
       method: outcome.method,
       uri: outcome.uri,
       headers: outcome.headers,
       query: outcome.query,
-      body: newline === -1 ? outcome.body : jsonBodyFromText(text.slice(newline + 1)),
+      body: bodyOut === null ? outcome.body : jsonBodyFromText(bodyOut),
       effects: effectsOf(outcome, host),
       durationUs: elapsedUs(started),
       path,
@@ -288,11 +286,8 @@ export class TenantScript implements CompiledScript {
     });
     const invoked = this.#invoke(host, inputJson, input.rawBody, jsonText);
     const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
-    // A body the script changed comes back as its text after the outcome (see bootstrap.js run()).
-    const newline = text.indexOf('\n');
-    const outcome = this.#readOutcome<ResponseOutcome>(newline === -1 ? text : text.slice(0, newline));
+    const { outcome, bodyText } = this.#readOutcome<ResponseOutcome>(text);
     if (!outcome.ok) throw this.#failure(outcome, inv);
-    const bodyText = newline === -1 ? null : text.slice(newline + 1);
     // The proxy sends bodyText (or rawBody) as it is; only a caller that reads `body` pays for
     // parsing.
     let body: unknown = json;
@@ -319,8 +314,14 @@ export class TenantScript implements CompiledScript {
     if (this.#closed) throw new KeygateError('KG_INTERNAL', 'the script sandbox has been disposed');
   }
 
-  #readOutcome<T extends RunCommon>(text: string): T {
-    return parseOutcome<T>(text);
+  /**
+   * A run's answer: the outcome, and the JSON body text that follows it on its own line when there
+   * is one (a request's body, or a response body the script changed; see bootstrap.js run()).
+   */
+  #readOutcome<T extends RunCommon>(text: string): { outcome: T; bodyText: string | null } {
+    const newline = text.indexOf('\n');
+    if (newline === -1) return { outcome: parseOutcome<T>(text), bodyText: null };
+    return { outcome: parseOutcome<T>(text.slice(0, newline)), bodyText: text.slice(newline + 1) };
   }
 
   // ---------------------------------------------------------------------------------------------
