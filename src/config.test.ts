@@ -12,6 +12,7 @@ describe('loadConfig', () => {
     expect(config.kms).toEqual({ provider: 'local', masterKeyFile: '/tmp/kg-defaults/master.key' });
     expect(config.ports).toEqual({ outbound: 8080, admin: 8081, inbound: 8082 });
     expect(config.script).toEqual({ cpuMs: 50, memoryMb: 32 });
+    expect(config.timerSlackUs).toBe(1000);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -36,6 +37,8 @@ describe('loadConfig', () => {
     [{ KMS_PROVIDER: 'aws-kms', AWS_REGION: 'eu-west-1' }, 'KMS_KEY_ID'],
     [{ KMS_PROVIDER: 'aws-kms', KMS_KEY_ID: 'alias/k' }, 'AWS_REGION'],
     [{ KEYGATE_CONFIG: '/nonexistent/keygate.json' }, 'KEYGATE_CONFIG'],
+    [{ KEYGATE_TIMER_SLACK_US: '-1' }, 'KEYGATE_TIMER_SLACK_US'],
+    [{ KEYGATE_TIMER_SLACK_US: '1.5' }, 'KEYGATE_TIMER_SLACK_US'],
   ])('stops with a message naming the bad setting: %o', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);

@@ -57,6 +57,7 @@ const envSchema = z.object({
   KEYGATE_MIGRATE_ON_START: bool.default(true),
   KEYGATE_SCRIPT_CPU_MS: positiveInt.default(50),
   KEYGATE_SCRIPT_MEMORY_MB: positiveInt.default(32),
+  KEYGATE_TIMER_SLACK_US: z.coerce.number().int().min(0).max(100_000).default(1000),
   KEYGATE_DATA_KEY_TTL_S: positiveInt.default(300),
   KEYGATE_CONFIG_POLL_MS: positiveInt.default(500),
   KEYGATE_INBOUND_CLOCK_SKEW_S: positiveInt.default(300),
@@ -83,6 +84,8 @@ export interface Config {
   ports: Record<ListenerRole, number>;
   migrateOnStart: boolean;
   script: { cpuMs: number; memoryMb: number };
+  /** Timer slack for the threads that run scripts (see sandbox/timer-slack.ts); 0 = OS default. */
+  timerSlackUs: number;
   configPollMs: number;
   inbound: { clockSkewSeconds: number; maxBodyBytes: number; auditBodyCapBytes: number; spoolDir: string };
   shutdownGraceMs: number;
@@ -164,6 +167,7 @@ function toConfig(raw: RawEnv): Config {
     },
     migrateOnStart: raw.KEYGATE_MIGRATE_ON_START,
     script: { cpuMs: raw.KEYGATE_SCRIPT_CPU_MS, memoryMb: raw.KEYGATE_SCRIPT_MEMORY_MB },
+    timerSlackUs: raw.KEYGATE_TIMER_SLACK_US,
     configPollMs: raw.KEYGATE_CONFIG_POLL_MS,
     inbound: {
       clockSkewSeconds: raw.KEYGATE_INBOUND_CLOCK_SKEW_S,

@@ -15,6 +15,7 @@ import {
   type TokenCache,
 } from '../outbound/token-cache/index.ts';
 import { createSandbox, type Sandbox } from '../sandbox/index.ts';
+import { setTimerSlack } from '../sandbox/timer-slack.ts';
 import { createKeyProvider } from '../secrets/key-provider.ts';
 import { createSecretStore, type SecretStore } from '../secrets/secret-store.ts';
 import type { ConfigEvents, ServiceContext } from '../services/context.ts';
@@ -91,6 +92,8 @@ export async function createServices(
 
     const metrics = createMetrics();
     const secrets = createSecretStore({ db, keyProvider, dataKeyTtlMs: config.dataKeyTtlMs, logger });
+    // Before the sandbox starts any thread, so that isolated-vm's threads inherit it.
+    setTimerSlack(config.timerSlackUs);
     const sandbox = createSandbox(config.script);
     closers.push(() => sandbox.dispose());
     const http = createHttpClient({ maxResponseBytes: config.maxUpstreamResponseBytes });
