@@ -3,6 +3,8 @@
  * a direct call, in the same run, against the same upstream doing the same work (the passthrough
  * and the direct call send a request keygate signed, so the provider verifies and decrypts alike).
  */
+
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -53,12 +55,29 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function benchOutbound(
-  opts: { durationSec?: number; connections?: number; rounds?: number } = {},
-): Promise<OutboundBench> {
-  const durationSec = opts.durationSec ?? 10;
-  const connections = opts.connections ?? 32;
-  const rounds = opts.rounds ?? DEFAULT_ROUNDS;
+/** One keygate child and how to call it. */
+interface KeygateTarget {
+  child: ChildProcess;
+  req: LoadRequest;
+}
+
+type LoadRequest = { url: string; headers: Record<string, string>; body: string };
+
+/** The upstream, a keygate with the seed provider set up, the passthrough, and the three requests. */
+interface OutboundSetup {
+  upstream: ChildProcess;
+  keygate: KeygateTarget;
+  passthrough: ChildProcess;
+  passthroughReq: LoadRequest;
+  directReq: LoadRequest;
+  /** Starts another keygate on the same data, with `env` on top (and `main` instead of ours). */
+  startKeygate(env: Record<string, string>, main?: string): Promise<KeygateTarget>;
+  close(): Promise<void>;
+}
+
+const KEYGATE_MAIN = path.join(here, '../src/cli/main.ts');
+
+async function setUpOutbound(): Promise<OutboundSetup> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-'));
   const upstream = await startChild(path.join(here, 'fixtures/seed-upstream.ts'), [
     SECRETS.AppKey,
@@ -67,6 +86,10 @@ export async function benchOutbound(
   ]);
   const upstreamUrl = `http://127.0.0.1:${upstream.info.port}`;
   const children = [upstream.child];
+  const close = async () => {
+    for (const c of children) await stop(c);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
     // Set up tenant, provider, secrets and a service token with the same services the CLI uses.
     const env = { KEYGATE_DATA_DIR: dataDir, KEYGATE_LOG_LEVEL: 'warn', KEYGATE_HOST: '127.0.0.1' };
@@ -107,22 +130,29 @@ export async function benchOutbound(
       await services.close();
     }
 
-    const keygatePort = await freePort();
-    const keygate = await startChild(
-      path.join(here, '../src/cli/main.ts'),
-      ['serve', '--roles', 'outbound'],
-      { ...process.env, ...env, KEYGATE_OUTBOUND_PORT: String(keygatePort), KEYGATE_LOG_LEVEL: 'info' },
-    );
-    children.push(keygate.child);
+    const unsigned = JSON.stringify({ data: 'benchmark payload', timestamp: 1_700_000_000 });
+    const startKeygate = async (extraEnv: Record<string, string>, main = KEYGATE_MAIN) => {
+      const port = await freePort();
+      const keygate = await startChild(main, ['serve', '--roles', 'outbound'], {
+        ...process.env,
+        ...env,
+        KEYGATE_OUTBOUND_PORT: String(port),
+        KEYGATE_LOG_LEVEL: 'info',
+        ...extraEnv,
+      });
+      children.push(keygate.child);
+      const req = {
+        url: `http://127.0.0.1:${port}/v1/proxy/seed-pay/api/orders`,
+        headers: { authorization: `Bearer ${serviceToken}`, 'content-type': 'application/json' },
+        body: unsigned,
+      };
+      await expectSeedSuccess('keygate', req);
+      return { child: keygate.child, req };
+    };
+    const keygate = await startKeygate({});
     const passthrough = await startChild(path.join(here, 'fixtures/passthrough.ts'), [upstreamUrl]);
     children.push(passthrough.child);
 
-    const unsigned = JSON.stringify({ data: 'benchmark payload', timestamp: 1_700_000_000 });
-    const keygateReq = {
-      url: `http://127.0.0.1:${keygatePort}/v1/proxy/seed-pay/api/orders`,
-      headers: { authorization: `Bearer ${serviceToken}`, 'content-type': 'application/json' },
-      body: unsigned,
-    };
     const signedHeaders = {
       'content-type': 'application/json',
       authorization: signed.headers.authorization!,
@@ -136,10 +166,34 @@ export async function benchOutbound(
     };
     // All three must get the provider's full answer (token checked, signature verified, data
     // decrypted and encrypted again), or the comparison is not like for like.
-    await expectSeedSuccess('keygate', keygateReq);
     await expectSeedSuccess('passthrough', passthroughReq);
     await expectSeedSuccess('direct', directReq);
-    const parts = { upstream: upstream.child.pid };
+    return {
+      upstream: upstream.child,
+      keygate,
+      passthrough: passthrough.child,
+      passthroughReq,
+      directReq,
+      startKeygate: (extraEnv, main) =>
+        startKeygate({ KEYGATE_MIGRATE_ON_START: 'false', ...extraEnv }, main),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+export async function benchOutbound(
+  opts: { durationSec?: number; connections?: number; rounds?: number } = {},
+): Promise<OutboundBench> {
+  const durationSec = opts.durationSec ?? 10;
+  const connections = opts.connections ?? 32;
+  const rounds = opts.rounds ?? DEFAULT_ROUNDS;
+  const setup = await setUpOutbound();
+  try {
+    const { keygate, passthrough, passthroughReq, directReq } = setup;
+    const parts = { upstream: setup.upstream.pid };
     const load = { connections, durationSec, warmupSec: WARMUP_SEC };
     // BENCH_OUTBOUND_ONLY=keygate skips the baselines, for quick before/after runs while tuning.
     const skip = process.env.BENCH_OUTBOUND_ONLY === 'keygate';
@@ -160,7 +214,7 @@ export async function benchOutbound(
       const pass = skip
         ? none
         : await measureCpu(
-            passthrough.child.pid,
+            passthrough.pid,
             durationSec,
             () => runLoad({ ...load, ...passthroughReq }),
             parts,
@@ -168,16 +222,81 @@ export async function benchOutbound(
       const kg = await measureCpu(
         keygate.child.pid,
         durationSec,
-        () => runLoad({ ...load, ...keygateReq }),
+        () => runLoad({ ...load, ...keygate.req }),
         parts,
       );
       results.push({ direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps });
     }
     return { ...medianBy(results, (r) => r.ratio), ratios: results.map((r) => r.ratio) };
   } finally {
-    for (const c of children) await stop(c);
-    rmSync(dataDir, { recursive: true, force: true });
+    await setup.close();
   }
+}
+
+export interface AbPair {
+  a: Measured;
+  b: Measured;
+}
+
+export interface OutboundAb {
+  /** What B runs with, as given. */
+  variant: string;
+  pairs: AbPair[];
+}
+
+/**
+ * A/B of two keygate processes on the same data and upstream: A as built, B with `env` on top
+ * (and `main`, another checkout's src/cli/main.ts, if given). Short windows alternate A B B A ..., so
+ * the machine's drift, which moves whole runs by a third, hits both alike; each pair is compared
+ * on its own.
+ */
+export async function benchOutboundAb(opts: {
+  env: Record<string, string>;
+  main?: string;
+  pairs?: number;
+  windowSec?: number;
+  connections?: number;
+}): Promise<OutboundAb> {
+  const pairs = opts.pairs ?? 8;
+  const windowSec = opts.windowSec ?? 4;
+  const connections = opts.connections ?? 32;
+  const setup = await setUpOutbound();
+  try {
+    const a = setup.keygate;
+    const b = await setup.startKeygate(opts.env, opts.main);
+    const parts = { upstream: setup.upstream.pid };
+    const load = { connections, durationSec: windowSec, warmupSec: WARMUP_SEC };
+    const measure = (target: KeygateTarget) =>
+      measureCpu(target.child.pid, windowSec, () => runLoad({ ...load, ...target.req }), parts);
+    const results: AbPair[] = [];
+    for (let i = 0; i < pairs; i++) {
+      if (i % 2 === 0) {
+        const ra = await measure(a);
+        results.push({ a: ra, b: await measure(b) });
+      } else {
+        const rb = await measure(b);
+        results.push({ a: await measure(a), b: rb });
+      }
+    }
+    const variant = [
+      ...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`),
+      ...(opts.main ? [opts.main] : []),
+    ].join(' ');
+    return { variant, pairs: results };
+  } finally {
+    await setup.close();
+  }
+}
+
+/** `NAME=value NAME2=value2` (BENCH_AB_ENV) as an object; throws on anything else. */
+export function parseAbEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const item of text.trim().split(/\s+/).filter(Boolean)) {
+    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(item);
+    if (!match) throw new Error(`BENCH_AB_ENV: expected NAME=value, got "${item}"`);
+    env[match[1]!] = match[2]!;
+  }
+  return env;
 }
 
 async function expectSeedSuccess(
@@ -203,6 +322,28 @@ export function printOutbound(r: OutboundBench): void {
   console.log(
     `  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.75x; rounds ${r.ratios.map((x) => x.toFixed(2)).join(', ')})`,
   );
+}
+
+export function printOutboundAb(r: OutboundAb): void {
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const cpu = (m: Measured) => (m.cpuUsPerRequest === null ? '?' : Math.round(m.cpuUsPerRequest));
+  console.log(`outbound A/B (A: keygate as built; B: ${r.variant}), windows alternating A B B A:`);
+  r.pairs.forEach(({ a, b }, i) => {
+    console.log(
+      `  pair ${String(i + 1).padStart(2)}  A ${String(a.rps).padStart(5)} req/s ${String(cpu(a)).padStart(4)} us CPU/req   B ${String(b.rps).padStart(5)} req/s ${String(cpu(b)).padStart(4)} us CPU/req`,
+    );
+  });
+  const rps = r.pairs.map(({ a, b }) => b.rps / a.rps);
+  const withCpu = r.pairs.filter(({ a, b }) => a.cpuUsPerRequest !== null && b.cpuUsPerRequest !== null);
+  const cpuRatios = withCpu.map(({ a, b }) => b.cpuUsPerRequest! / a.cpuUsPerRequest!);
+  console.log(
+    `  B / A req/s: median ${median(rps).toFixed(3)}, B faster in ${rps.filter((x) => x > 1).length} of ${rps.length} pairs`,
+  );
+  if (cpuRatios.length > 0) {
+    console.log(
+      `  B / A CPU per request: median ${median(cpuRatios).toFixed(3)}, B cheaper in ${cpuRatios.filter((x) => x < 1).length} of ${cpuRatios.length} pairs`,
+    );
+  }
 }
 
 if (import.meta.main) printOutbound(await benchOutbound());

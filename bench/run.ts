@@ -1,13 +1,15 @@
 /**
  * `npm run bench`: every benchmark, each reported as a ratio against a baseline measured in the
- * same run. `npm run bench -- outbound` (or sandbox, inbound, limiter) runs one part.
+ * same run. `npm run bench -- outbound` (or sandbox, inbound, limiter) runs one part;
+ * `npm run bench -- outbound-ab` compares two keygate variants (see bench/outbound.ts).
  * Load tests target 127.0.0.1 only and stop by themselves.
  */
 import { REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { DEFAULT_ROUNDS } from './load.ts';
 
 const parts = process.argv.slice(2);
-const wanted = (name: string) => parts.length === 0 || parts.includes(name);
+// outbound-ab compares two keygate builds or settings; it runs only when asked for.
+const wanted = (name: string) => parts.includes(name) || (parts.length === 0 && name !== 'outbound-ab');
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS);
 
@@ -20,6 +22,22 @@ if (wanted('sandbox')) {
 if (wanted('outbound')) {
   const { benchOutbound, printOutbound } = await import('./outbound.ts');
   printOutbound(await benchOutbound({ durationSec, rounds }));
+  console.log('');
+}
+if (wanted('outbound-ab')) {
+  const { benchOutboundAb, parseAbEnv, printOutboundAb } = await import('./outbound.ts');
+  const env = parseAbEnv(process.env.BENCH_AB_ENV ?? '');
+  const main = process.env.BENCH_AB_MAIN || undefined;
+  if (Object.keys(env).length === 0 && main === undefined) {
+    console.error(
+      'outbound-ab: set BENCH_AB_ENV="NAME=value ..." and/or BENCH_AB_MAIN=<other checkout>/src/cli/main.ts for B',
+    );
+    process.exit(2);
+  }
+  const pairs = Number(process.env.BENCH_AB_PAIRS ?? 8);
+  printOutboundAb(
+    await benchOutboundAb({ env, main, pairs, windowSec: Number(process.env.BENCH_DURATION_SEC ?? 4) }),
+  );
   console.log('');
 }
 if (wanted('limiter')) {
