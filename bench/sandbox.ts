@@ -2,8 +2,8 @@
  * The seed request script (DESIGN.md, seeds/001) on the sandbox's common path: token prefetched,
  * so the run is synchronous: one crossing into the isolate and back, with one call out to the
  * host for AES (SHA-256 runs inside the isolate). Each sample is one awaited runRequest.
- * Beside it, request and response runs with a large JSON body, against parsing and writing that
- * body once on the host.
+ * Beside it, the same run with the CPU caches flushed before it, and request and response runs with
+ * a large JSON body, against parsing and writing that body once on the host.
  * Run directly: `node --no-node-snapshot bench/sandbox.ts [iterations]`.
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +26,19 @@ export interface SandboxBenchResult {
   floorNoLimitP50Us: number;
   /** keygate's own cost of one run: an empty request script through the same runtime. */
   emptyP50Us: number;
+  coldCaches: ColdCacheFigures;
   largeBody: LargeBodyFigures;
+}
+
+/**
+ * The seed run after other work has pushed the isolate's heap and code out of the CPU caches, as
+ * in a loaded server, where each run comes between HTTP parsing, undici and the other isolate.
+ */
+export interface ColdCacheFigures {
+  /** Memory touched (one write per 64-byte line) before each cold run. */
+  touchedMb: number;
+  warmP50Us: number;
+  coldP50Us: number;
 }
 
 export interface LargeBodyFigures {
@@ -136,6 +148,41 @@ async function measureRuns(
   };
 }
 
+/**
+ * Warm and cold runs of `script` in alternating blocks (so a change in the machine's speed hits
+ * both alike); before each cold run, one write to every cache line of `touchedMb` MB. Only the
+ * runs are timed.
+ */
+async function benchColdCaches(script: CompiledScript, iterations: number): Promise<ColdCacheFigures> {
+  const touchedMb = 16;
+  const scratch = new Uint8Array(touchedMb * 1024 * 1024);
+  const evict = () => {
+    for (let i = 0; i < scratch.length; i += 64) scratch[i]! += 1;
+  };
+  const warm: number[] = [];
+  const cold: number[] = [];
+  const block = 250;
+  for (let done = 0; done < iterations; done += block) {
+    for (const [samples, before] of [
+      [warm, null],
+      [cold, evict],
+    ] as const) {
+      for (let i = 0; i < block; i++) {
+        before?.();
+        const t0 = performance.now();
+        await script.runRequest(input, host);
+        samples.push((performance.now() - t0) * 1000);
+      }
+    }
+  }
+  const p50 = (samples: number[]) =>
+    percentile(
+      samples.sort((a, b) => a - b),
+      0.5,
+    );
+  return { touchedMb, warmP50Us: p50(warm), coldP50Us: p50(cold) };
+}
+
 /** An order list of about 75 KB, with quotes, line breaks and non-ASCII text to escape. */
 const LARGE_BODY = JSON.stringify({
   orders: Array.from({ length: 1000 }, (_, i) => ({
@@ -214,16 +261,16 @@ export async function benchSandbox(opts: { iterations?: number } = {}): Promise<
       await sandbox.compile('request', 'function (reqHeaders, reqParams, reqBody) {}', 'bench:empty'),
       iterations,
     );
-    const seed = await measureRuns(
-      await sandbox.compile('request', SEED_REQUEST, 'bench:acme:v1:request'),
-      iterations,
-    );
+    const seedScript = await sandbox.compile('request', SEED_REQUEST, 'bench:acme:v1:request');
+    const seed = await measureRuns(seedScript, iterations);
+    const coldCaches = await benchColdCaches(seedScript, Math.max(1000, Math.round(iterations / 4)));
     const largeBody = await benchLargeBody(sandbox, Math.max(50, Math.round(iterations / 20)));
     return {
       ...seed,
       floorP50Us: floors.limited,
       floorNoLimitP50Us: floors.unlimited,
       emptyP50Us: empty.p50Us,
+      coldCaches,
       largeBody,
     };
   } finally {
@@ -247,6 +294,11 @@ export function printSandbox(r: SandboxBenchResult): void {
   );
   console.log(
     `  script / floor                                   ${(r.p50Us / r.floorP50Us).toFixed(1)}x  (target: seed script p50 <= 30 us)`,
+  );
+  const cold = r.coldCaches;
+  console.log(
+    `  seed script, caches flushed (${cold.touchedMb} MB touched)      p50 ${cold.coldP50Us.toFixed(1)} us  ` +
+      `(${(cold.coldP50Us / cold.warmP50Us).toFixed(1)}x the ${cold.warmP50Us.toFixed(1)} us of warm runs alternating with it)`,
   );
   const big = r.largeBody;
   const ratio = (us: number) => `${(us / big.hostParseStringifyP50Us).toFixed(1)}x`;
