@@ -327,10 +327,11 @@ export function printOutbound(r: OutboundBench): void {
 export function printOutboundAb(r: OutboundAb): void {
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   const cpu = (m: Measured) => (m.cpuUsPerRequest === null ? '?' : Math.round(m.cpuUsPerRequest));
+  const failed = (m: Measured) => (m.errors || m.non2xx ? ` (errors ${m.errors}, non-2xx ${m.non2xx})` : '');
   console.log(`outbound A/B (A: keygate as built; B: ${r.variant}), windows alternating A B B A:`);
   r.pairs.forEach(({ a, b }, i) => {
     console.log(
-      `  pair ${String(i + 1).padStart(2)}  A ${String(a.rps).padStart(5)} req/s ${String(cpu(a)).padStart(4)} us CPU/req   B ${String(b.rps).padStart(5)} req/s ${String(cpu(b)).padStart(4)} us CPU/req`,
+      `  pair ${String(i + 1).padStart(2)}  A ${String(a.rps).padStart(5)} req/s ${String(cpu(a)).padStart(4)} us CPU/req${failed(a)}   B ${String(b.rps).padStart(5)} req/s ${String(cpu(b)).padStart(4)} us CPU/req${failed(b)}`,
     );
   });
   const rps = r.pairs.map(({ a, b }) => b.rps / a.rps);
