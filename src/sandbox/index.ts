@@ -3,9 +3,11 @@
  * bootstrap that defines the built-ins, the compile cache and the limits.
  *
  * createSandbox is built once at start-up and handed to whoever runs scripts. Every compiled
- * script gets its own isolate; see script-runtime.ts for how a run crosses into it.
+ * script gets its own isolate; see script-runtime.ts for how a run crosses into it, and
+ * run-batch.ts for how the runs of one event-loop turn are grouped.
  */
 import { KeygateError } from '../errors.ts';
+import { RunBatcher } from './run-batch.ts';
 import { type RuntimeLimits, TenantScript } from './script-runtime.ts';
 import type { CompiledScript, Sandbox, SandboxOptions, ScriptKind } from './types.ts';
 
@@ -71,6 +73,7 @@ interface CacheEntry {
 
 export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const limits = resolveLimits(options);
+  const batcher = new RunBatcher();
   const cache = new Map<string, CacheEntry>();
   let disposed = false;
 
@@ -89,7 +92,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       const cached = cache.get(cacheKey);
       if (cached !== undefined && cached.kind === kind && cached.source === source) return cached.ready;
       if (cached !== undefined) drop(cacheKey, cached);
-      const script = new TenantScript(kind, source, limits);
+      const script = new TenantScript(kind, source, limits, batcher);
       const entry: CacheEntry = { kind, source, script, ready: script.start().then(() => script) };
       cache.set(cacheKey, entry);
       try {
@@ -102,7 +105,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 
     async validate(kind: ScriptKind, source: string): Promise<void> {
       assertOpen();
-      const script = new TenantScript(kind, source, limits);
+      const script = new TenantScript(kind, source, limits, batcher);
       try {
         await script.start();
       } finally {

@@ -7,6 +7,10 @@
  * two tenants ever share one. The isolate's context is reused across runs; see bootstrap.js for
  * what is reset between them.
  *
+ * Batching: runs asked for during one turn of the event loop run together at its end, those of
+ * one isolate one after the other, so that the isolate is still in the CPU caches for all but the
+ * first (run-batch.ts).
+ *
  * Paths: a run first goes through `applySync`: one crossing into the isolate with the input as
  * one JSON string and one back with the result as one JSON string; the crypto built-ins are
  * synchronous Callbacks. If the script calls http_post_json, the sync run stops, its results are
@@ -34,6 +38,7 @@ import {
 } from './host-builtins.ts';
 import { jsonBodyFromText } from './json-body.ts';
 import { maskSensitive } from './mask.ts';
+import type { RunBatcher } from './run-batch.ts';
 import {
   findExtraCode,
   notOneFunctionError,
@@ -172,6 +177,8 @@ interface Invoked {
   text: string;
   path: RunMode;
   inv: Invocation;
+  /** When the run itself began (performance.now()), after waiting for its turn's batch. */
+  startedMs: number;
 }
 
 export class TenantScript implements CompiledScript {
@@ -201,10 +208,13 @@ export class TenantScript implements CompiledScript {
    */
   #syncAllowedAfter = 0;
 
-  constructor(kind: ScriptKind, source: string, limits: RuntimeLimits) {
+  readonly #batcher: RunBatcher;
+
+  constructor(kind: ScriptKind, source: string, limits: RuntimeLimits, batcher: RunBatcher) {
     this.kind = kind;
     this.#source = source;
     this.#limits = limits;
+    this.#batcher = batcher;
     this.#hostCall = new ivm.Callback(
       (index: number, id: number, binaryArgs: number, a: unknown, b: unknown, c: unknown, d: unknown) =>
         this.#callBuiltin(index, id, binaryArgs, [a, b, c, d]),
@@ -237,7 +247,6 @@ export class TenantScript implements CompiledScript {
   }
 
   async runRequest(input: RequestScriptInput, host: ScriptHost): Promise<RequestScriptResult> {
-    const started = performance.now();
     this.#expectKind('request');
     // A JSON body that is still its text (a caller's, untouched) crosses as that text and is
     // parsed inside the isolate only.
@@ -250,8 +259,7 @@ export class TenantScript implements CompiledScript {
       body: bodyText === undefined ? input.body : JSON_BODY_AS_TEXT,
       token: host.token,
     });
-    const invoked = this.#invoke(host, inputJson, bodyText ?? null, null);
-    const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
+    const { text, path, inv, startedMs } = await this.#invoke(host, inputJson, bodyText ?? null, null);
     if (text === BAD_JSON_BODY) {
       // The text is not JSON: reading the value fails with the caller's KG_BAD_REQUEST.
       void (input.body as { value: unknown }).value;
@@ -266,13 +274,12 @@ export class TenantScript implements CompiledScript {
       query: outcome.query,
       body: bodyOut === null ? outcome.body : jsonBodyFromText(bodyOut),
       effects: effectsOf(outcome, host),
-      durationUs: elapsedUs(started),
+      durationUs: elapsedUs(startedMs),
       path,
     };
   }
 
   async runResponse(input: ResponseScriptInput, host: ScriptHost): Promise<ResponseScriptResult> {
-    const started = performance.now();
     this.#expectKind('response');
     // Either the caller parsed the body (json), or the isolate parses rawBody (rawIsJson).
     const parseRaw = input.json === undefined && input.rawIsJson === true;
@@ -284,8 +291,7 @@ export class TenantScript implements CompiledScript {
       token: host.token,
       parseRaw,
     });
-    const invoked = this.#invoke(host, inputJson, input.rawBody, jsonText);
-    const { text, path, inv } = invoked instanceof Promise ? await invoked : invoked;
+    const { text, path, inv, startedMs } = await this.#invoke(host, inputJson, input.rawBody, jsonText);
     const { outcome, bodyText } = this.#readOutcome<ResponseOutcome>(text);
     if (!outcome.ok) throw this.#failure(outcome, inv);
     // The proxy sends bodyText (or rawBody) as it is; only a caller that reads `body` pays for
@@ -303,7 +309,7 @@ export class TenantScript implements CompiledScript {
       bodyText,
       changed: outcome.changed,
       effects: effectsOf(outcome, host),
-      durationUs: elapsedUs(started),
+      durationUs: elapsedUs(startedMs),
       path,
     };
   }
@@ -328,10 +334,31 @@ export class TenantScript implements CompiledScript {
   // Running
 
   /**
-   * Runs the script once. Returns without awaiting anything when the sync path answers, which
-   * keeps the common path free of extra promise turns.
+   * Runs the script once, at the end of this event-loop turn together with the turn's other runs
+   * (see run-batch.ts). `startedMs` is when this run itself began.
    */
   #invoke(
+    host: ScriptHost,
+    inputJson: string,
+    rawBody: string | null,
+    jsonText: string | null,
+  ): Promise<Invoked> {
+    return this.#batcher.schedule(this, () => {
+      const startedMs = performance.now();
+      const invoked = this.#invokeNow(host, inputJson, rawBody, jsonText);
+      if (!(invoked instanceof Promise)) {
+        invoked.startedMs = startedMs;
+        return invoked;
+      }
+      return invoked.then((done) => {
+        done.startedMs = startedMs;
+        return done;
+      });
+    });
+  }
+
+  /** Runs the script once: on the sync path when it can, without awaiting anything there. */
+  #invokeNow(
     host: ScriptHost,
     inputJson: string,
     rawBody: string | null,
@@ -361,7 +388,7 @@ export class TenantScript implements CompiledScript {
       this.#disposeIfIdle();
     }
     if (text === STALE_ISOLATE) this.#recycle();
-    else if (text !== NEEDS_ASYNC) return { text, path: 'sync', inv };
+    else if (text !== NEEDS_ASYNC) return { text, path: 'sync', inv, startedMs: 0 };
     // The script called http_post_json (or the isolate had to be replaced). The sync attempt
     // only recorded effects inside the isolate, so it is dropped and the run starts again on the
     // async path.
@@ -392,7 +419,7 @@ export class TenantScript implements CompiledScript {
       this.#invocations.delete(id);
       this.#disposeIfIdle();
     }
-    if (text !== STALE_ISOLATE) return { text, path: 'async', inv };
+    if (text !== STALE_ISOLATE) return { text, path: 'async', inv, startedMs: 0 };
     // Other runs still held the old isolate when this one found it had to be replaced.
     if (attempt >= MAX_ASYNC_ATTEMPTS) {
       throw new KeygateError(
