@@ -190,6 +190,7 @@ export class TenantScript implements CompiledScript {
     keys: new KeyObjectCache(),
     blockStreams: new WeakMap(),
   };
+  readonly #batcher: RunBatcher;
   readonly #invocations = new Map<number, Invocation>();
   readonly #hostCall: ivm.Callback;
   readonly #httpRef: ivm.Reference;
@@ -207,8 +208,6 @@ export class TenantScript implements CompiledScript {
    * few hundred ms for a memory bomb while V8 collects garbage), an async one only a pool thread.
    */
   #syncAllowedAfter = 0;
-
-  readonly #batcher: RunBatcher;
 
   constructor(kind: ScriptKind, source: string, limits: RuntimeLimits, batcher: RunBatcher) {
     this.kind = kind;
