@@ -22,7 +22,8 @@ import { createPartnerKey } from '../src/services/partner-keys.ts';
 import { addRoute } from '../src/services/routes.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
-import { startInboundChild } from '../test/helpers/inbound.ts';
+import { type KeygateChild, startInboundChild } from '../test/helpers/inbound.ts';
+import { type AbOptions, type AbResult, alternate, variantOf } from './ab.ts';
 import {
   type CpuFigures,
   cpuText,
@@ -59,18 +60,27 @@ const here = import.meta.dirname;
 const PATH = '/api/orders';
 const BODY = JSON.stringify({ order: 'A-1042', amount: 1299, currency: 'EUR', note: 'benchmark payload' });
 
-export async function benchInbound({
-  durationSec = 10,
-  connections = 32,
-  rounds = DEFAULT_ROUNDS,
-}: {
-  durationSec?: number;
-  connections?: number;
-  rounds?: number;
-} = {}): Promise<InboundBench> {
+/** The upstream, a keygate with a partner key and route, the passthrough, and what to measure. */
+interface InboundSetup {
+  keygate: KeygateChild;
+  passthrough: { url: string; pid: number | undefined };
+  key: PartnerKey;
+  /** Further processes whose CPU per request is shown. */
+  parts: Record<string, number | undefined>;
+  /** Starts another keygate on the same database and Redis, with `env` on top (and `main`). */
+  startKeygate(env: Record<string, string>, main?: string): Promise<KeygateChild>;
+  close(): Promise<void>;
+}
+
+async function setUpInbound(): Promise<InboundSetup> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-in-'));
   const database = await createTestDatabase('mysql');
   const stops: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const stopIt of stops.reverse()) await stopIt().catch(() => {});
+    await database.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
     const upstream = await startChild(path.join(here, 'fixtures/echo-upstream.ts'), []);
     stops.push(() => stop(upstream.child));
@@ -100,26 +110,52 @@ export async function benchInbound({
       await services.close();
     }
 
-    const keygate = await startInboundChild({ ...env, KEYGATE_LOG_LEVEL: 'info' });
-    stops.push(() => keygate.stop());
+    const startKeygate = async (extraEnv: Record<string, string>, main?: string) => {
+      const keygate = await startInboundChild({ ...env, KEYGATE_LOG_LEVEL: 'info', ...extraEnv }, main);
+      stops.push(() => keygate.stop());
+      // The SDK's signature passes, and so does the load generator's.
+      for (const headers of [sdkHeaders(key, keygate.url), fastSigner(key)()]) {
+        const check = await fetch(keygate.url + PATH, { method: 'POST', headers, body: BODY });
+        if (check.status !== 200)
+          throw new Error(`keygate warm-up failed: ${check.status} ${await check.text()}`);
+      }
+      return keygate;
+    };
+    const keygate = await startKeygate({});
     const passthrough = await startChild(path.join(here, 'fixtures/passthrough.ts'), [upstreamUrl]);
     stops.push(() => stop(passthrough.child));
-    const passthroughUrl = `http://127.0.0.1:${passthrough.info.port}`;
+    return {
+      keygate,
+      passthrough: { url: `http://127.0.0.1:${passthrough.info.port}`, pid: passthrough.child.pid },
+      key,
+      parts: {
+        upstream: upstream.child.pid,
+        redis: pidByName('redis-server'),
+        mariadb: pidByName('mariadbd'),
+      },
+      startKeygate,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
 
-    // The SDK's signature passes, and so does the load generator's.
-    for (const headers of [sdkHeaders(key, keygate.url), fastSigner(key)()]) {
-      const check = await fetch(keygate.url + PATH, { method: 'POST', headers, body: BODY });
-      if (check.status !== 200)
-        throw new Error(`keygate warm-up failed: ${check.status} ${await check.text()}`);
-    }
-
+export async function benchInbound({
+  durationSec = 10,
+  connections = 32,
+  rounds = DEFAULT_ROUNDS,
+}: {
+  durationSec?: number;
+  connections?: number;
+  rounds?: number;
+} = {}): Promise<InboundBench> {
+  const setup = await setUpInbound();
+  try {
+    const { keygate, passthrough, key, parts } = setup;
     // Rounds alternate the two targets, so a slow minute on a shared machine hits both; the round
     // with the median ratio is the one reported.
-    const parts = {
-      upstream: upstream.child.pid,
-      redis: pidByName('redis-server'),
-      mariadb: pidByName('mariadbd'),
-    };
     const results: Array<Omit<InboundBench, 'ratios'>> = [];
     for (let round = 0; round < rounds; round++) {
       const keygateFigures = await measureCpu(
@@ -129,9 +165,9 @@ export async function benchInbound({
         parts,
       );
       const passthroughFigures = await measureCpu(
-        passthrough.child.pid,
+        passthrough.pid,
         durationSec,
-        () => drive(passthroughUrl, key, durationSec, connections),
+        () => drive(passthrough.url, key, durationSec, connections),
         parts,
       );
       results.push({
@@ -142,9 +178,34 @@ export async function benchInbound({
     }
     return { ...medianBy(results, (r) => r.ratio), ratios: results.map((r) => r.ratio) };
   } finally {
-    for (const close of stops.reverse()) await close().catch(() => {});
-    await database.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await setup.close();
+  }
+}
+
+/** Two inbound keygates side by side (see ab.ts); A as built, B as `opts` says. */
+export async function benchInboundAb(opts: AbOptions): Promise<AbResult<LatencyFigures>> {
+  const { pairs = 8, windowSec = 4, connections = 32 } = opts;
+  const setup = await setUpInbound();
+  try {
+    const a = setup.keygate;
+    const b = await setup.startKeygate(opts.env, opts.main);
+    const measure = (target: KeygateChild) =>
+      measureCpu(
+        target.pid,
+        windowSec,
+        () => drive(target.url, setup.key, windowSec, connections),
+        setup.parts,
+      );
+    return {
+      variant: variantOf(opts),
+      pairs: await alternate(
+        pairs,
+        () => measure(a),
+        () => measure(b),
+      ),
+    };
+  } finally {
+    await setup.close();
   }
 }
 

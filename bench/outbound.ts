@@ -19,6 +19,7 @@ import { applyProviderVersion } from '../src/services/providers.ts';
 import { setSecret } from '../src/services/secrets.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
+import { type AbOptions, type AbResult, alternate, variantOf } from './ab.ts';
 import {
   type CpuFigures,
   DEFAULT_ROUNDS,
@@ -233,30 +234,13 @@ export async function benchOutbound(
   }
 }
 
-export interface AbPair {
-  a: Measured;
-  b: Measured;
-}
-
-export interface OutboundAb {
-  /** What B runs with, as given. */
-  variant: string;
-  pairs: AbPair[];
-}
-
 /**
  * A/B of two keygate processes on the same data and upstream: A as built, B with `env` on top
  * (and `main`, another checkout's src/cli/main.ts, if given). Short windows alternate A B B A ..., so
  * the machine's drift, which moves whole runs by a third, hits both alike; each pair is compared
  * on its own.
  */
-export async function benchOutboundAb(opts: {
-  env: Record<string, string>;
-  main?: string;
-  pairs?: number;
-  windowSec?: number;
-  connections?: number;
-}): Promise<OutboundAb> {
+export async function benchOutboundAb(opts: AbOptions): Promise<AbResult<Measured>> {
   const pairs = opts.pairs ?? 8;
   const windowSec = opts.windowSec ?? 4;
   const connections = opts.connections ?? 32;
@@ -268,35 +252,17 @@ export async function benchOutboundAb(opts: {
     const load = { connections, durationSec: windowSec, warmupSec: WARMUP_SEC };
     const measure = (target: KeygateTarget) =>
       measureCpu(target.child.pid, windowSec, () => runLoad({ ...load, ...target.req }), parts);
-    const results: AbPair[] = [];
-    for (let i = 0; i < pairs; i++) {
-      if (i % 2 === 0) {
-        const ra = await measure(a);
-        results.push({ a: ra, b: await measure(b) });
-      } else {
-        const rb = await measure(b);
-        results.push({ a: await measure(a), b: rb });
-      }
-    }
-    const variant = [
-      ...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`),
-      ...(opts.main ? [opts.main] : []),
-    ].join(' ');
-    return { variant, pairs: results };
+    return {
+      variant: variantOf(opts),
+      pairs: await alternate(
+        pairs,
+        () => measure(a),
+        () => measure(b),
+      ),
+    };
   } finally {
     await setup.close();
   }
-}
-
-/** `NAME=value NAME2=value2` (BENCH_AB_ENV) as an object; throws on anything else. */
-export function parseAbEnv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const item of text.trim().split(/\s+/).filter(Boolean)) {
-    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(item);
-    if (!match) throw new Error(`BENCH_AB_ENV: expected NAME=value, got "${item}"`);
-    env[match[1]!] = match[2]!;
-  }
-  return env;
 }
 
 async function expectSeedSuccess(
@@ -322,29 +288,6 @@ export function printOutbound(r: OutboundBench): void {
   console.log(
     `  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.75x; rounds ${r.ratios.map((x) => x.toFixed(2)).join(', ')})`,
   );
-}
-
-export function printOutboundAb(r: OutboundAb): void {
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  const cpu = (m: Measured) => (m.cpuUsPerRequest === null ? '?' : Math.round(m.cpuUsPerRequest));
-  const failed = (m: Measured) => (m.errors || m.non2xx ? ` (errors ${m.errors}, non-2xx ${m.non2xx})` : '');
-  console.log(`outbound A/B (A: keygate as built; B: ${r.variant}), windows alternating A B B A:`);
-  r.pairs.forEach(({ a, b }, i) => {
-    console.log(
-      `  pair ${String(i + 1).padStart(2)}  A ${String(a.rps).padStart(5)} req/s ${String(cpu(a)).padStart(4)} us CPU/req${failed(a)}   B ${String(b.rps).padStart(5)} req/s ${String(cpu(b)).padStart(4)} us CPU/req${failed(b)}`,
-    );
-  });
-  const rps = r.pairs.map(({ a, b }) => b.rps / a.rps);
-  const withCpu = r.pairs.filter(({ a, b }) => a.cpuUsPerRequest !== null && b.cpuUsPerRequest !== null);
-  const cpuRatios = withCpu.map(({ a, b }) => b.cpuUsPerRequest! / a.cpuUsPerRequest!);
-  console.log(
-    `  B / A req/s: median ${median(rps).toFixed(3)}, B faster in ${rps.filter((x) => x > 1).length} of ${rps.length} pairs`,
-  );
-  if (cpuRatios.length > 0) {
-    console.log(
-      `  B / A CPU per request: median ${median(cpuRatios).toFixed(3)}, B cheaper in ${cpuRatios.filter((x) => x < 1).length} of ${cpuRatios.length} pairs`,
-    );
-  }
 }
 
 if (import.meta.main) printOutbound(await benchOutbound());

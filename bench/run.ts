@@ -1,15 +1,15 @@
 /**
  * `npm run bench`: every benchmark, each reported as a ratio against a baseline measured in the
  * same run. `npm run bench -- outbound` (or sandbox, inbound, limiter) runs one part;
- * `npm run bench -- outbound-ab` compares two keygate variants (see bench/outbound.ts).
+ * `npm run bench -- outbound-ab` (or inbound-ab) compares two keygate variants (see bench/ab.ts).
  * Load tests target 127.0.0.1 only and stop by themselves.
  */
 import { REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { DEFAULT_ROUNDS } from './load.ts';
 
 const parts = process.argv.slice(2);
-// outbound-ab compares two keygate builds or settings; it runs only when asked for.
-const wanted = (name: string) => parts.includes(name) || (parts.length === 0 && name !== 'outbound-ab');
+// outbound-ab and inbound-ab compare two keygate builds or settings; they run only when asked for.
+const wanted = (name: string) => parts.includes(name) || (parts.length === 0 && !name.endsWith('-ab'));
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS);
 
@@ -22,22 +22,6 @@ if (wanted('sandbox')) {
 if (wanted('outbound')) {
   const { benchOutbound, printOutbound } = await import('./outbound.ts');
   printOutbound(await benchOutbound({ durationSec, rounds }));
-  console.log('');
-}
-if (wanted('outbound-ab')) {
-  const { benchOutboundAb, parseAbEnv, printOutboundAb } = await import('./outbound.ts');
-  const env = parseAbEnv(process.env.BENCH_AB_ENV ?? '');
-  const main = process.env.BENCH_AB_MAIN || undefined;
-  if (Object.keys(env).length === 0 && main === undefined) {
-    console.error(
-      'outbound-ab: set BENCH_AB_ENV="NAME=value ..." and/or BENCH_AB_MAIN=<other checkout>/src/cli/main.ts for B',
-    );
-    process.exit(2);
-  }
-  const pairs = Number(process.env.BENCH_AB_PAIRS ?? 8);
-  printOutboundAb(
-    await benchOutboundAb({ env, main, pairs, windowSec: Number(process.env.BENCH_DURATION_SEC ?? 4) }),
-  );
   console.log('');
 }
 if (wanted('limiter')) {
@@ -53,4 +37,30 @@ if (wanted('limiter')) {
 if (wanted('inbound')) {
   const { benchInbound, printInbound } = await import('./inbound.ts');
   printInbound(await benchInbound({ durationSec, rounds }));
+}
+for (const part of ['outbound', 'inbound'] as const) {
+  if (!wanted(`${part}-ab`)) continue;
+  const { parseAbEnv, printAb } = await import('./ab.ts');
+  const env = parseAbEnv(process.env.BENCH_AB_ENV ?? '');
+  const main = process.env.BENCH_AB_MAIN || undefined;
+  if (Object.keys(env).length === 0 && main === undefined) {
+    console.error(
+      `${part}-ab: set BENCH_AB_ENV="NAME=value ..." and/or BENCH_AB_MAIN=<other checkout>/src/cli/main.ts for B`,
+    );
+    process.exit(2);
+  }
+  const opts = {
+    env,
+    main,
+    pairs: Number(process.env.BENCH_AB_PAIRS ?? 8),
+    windowSec: Number(process.env.BENCH_DURATION_SEC ?? 4),
+  };
+  if (part === 'outbound') {
+    const { benchOutboundAb } = await import('./outbound.ts');
+    printAb('outbound', await benchOutboundAb(opts));
+  } else {
+    const { benchInboundAb } = await import('./inbound.ts');
+    printAb('inbound', await benchInboundAb(opts));
+  }
+  console.log('');
 }

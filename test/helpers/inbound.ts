@@ -216,8 +216,11 @@ export interface KeygateChild {
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
 
-/** Starts `keygate serve --roles inbound` on port 0 and waits for its "listening" log line. */
-export async function startInboundChild(env: Record<string, string>): Promise<KeygateChild> {
+/**
+ * Starts `keygate serve --roles inbound` on port 0 and waits for its "listening" log line; `main`
+ * runs another checkout's CLI (the benchmark's A/B).
+ */
+export async function startInboundChild(env: Record<string, string>, main = MAIN): Promise<KeygateChild> {
   // BENCH_PROFILE_DIR (the benchmark's switch): a CPU profile of this child too, written on exit.
   const profile = process.env.BENCH_PROFILE_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
@@ -228,7 +231,7 @@ export async function startInboundChild(env: Record<string, string>): Promise<Ke
       '--no-node-snapshot',
       '--disable-warning=ExperimentalWarning',
       ...profile,
-      MAIN,
+      main,
       'serve',
       '--roles',
       'inbound',
