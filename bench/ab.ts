@@ -39,29 +39,30 @@ export function parseAbEnv(text: string): Record<string, string> {
   return env;
 }
 
-export function variantOf(opts: AbOptions): string {
+function variantOf(opts: AbOptions): string {
   return [...Object.entries(opts.env).map(([k, v]) => `${k}=${v}`), ...(opts.main ? [opts.main] : [])].join(
     ' ',
   );
 }
 
-/** `pairs` pairs of windows in the order A B, B A, A B, ... */
-export async function alternate<W>(
-  pairs: number,
-  measureA: () => Promise<W>,
-  measureB: () => Promise<W>,
-): Promise<Array<{ a: W; b: W }>> {
-  const results: Array<{ a: W; b: W }> = [];
-  for (let i = 0; i < pairs; i++) {
+/** `opts.pairs` (default 8) pairs of `measure` windows on `a` and `b`, in the order A B, B A, A B, ... */
+export async function runAb<T, W extends AbWindow>(
+  opts: AbOptions,
+  a: T,
+  b: T,
+  measure: (target: T) => Promise<W>,
+): Promise<AbResult<W>> {
+  const pairs: Array<{ a: W; b: W }> = [];
+  for (let i = 0; i < (opts.pairs ?? 8); i++) {
     if (i % 2 === 0) {
-      const a = await measureA();
-      results.push({ a, b: await measureB() });
+      const first = await measure(a);
+      pairs.push({ a: first, b: await measure(b) });
     } else {
-      const b = await measureB();
-      results.push({ a: await measureA(), b });
+      const first = await measure(b);
+      pairs.push({ a: await measure(a), b: first });
     }
   }
-  return results;
+  return { variant: variantOf(opts), pairs };
 }
 
 export function printAb(title: string, r: AbResult<AbWindow>): void {

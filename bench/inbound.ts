@@ -23,7 +23,7 @@ import { addRoute } from '../src/services/routes.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { type KeygateChild, startInboundChild } from '../test/helpers/inbound.ts';
-import { type AbOptions, type AbResult, alternate, variantOf } from './ab.ts';
+import { type AbOptions, type AbResult, runAb } from './ab.ts';
 import {
   type CpuFigures,
   cpuText,
@@ -184,26 +184,18 @@ export async function benchInbound({
 
 /** Two inbound keygates side by side (see ab.ts); A as built, B as `opts` says. */
 export async function benchInboundAb(opts: AbOptions): Promise<AbResult<LatencyFigures>> {
-  const { pairs = 8, windowSec = 4, connections = 32 } = opts;
+  const { windowSec = 4, connections = 32 } = opts;
   const setup = await setUpInbound();
   try {
-    const a = setup.keygate;
     const b = await setup.startKeygate(opts.env, opts.main);
-    const measure = (target: KeygateChild) =>
+    return await runAb(opts, setup.keygate, b, (target) =>
       measureCpu(
         target.pid,
         windowSec,
         () => drive(target.url, setup.key, windowSec, connections),
         setup.parts,
-      );
-    return {
-      variant: variantOf(opts),
-      pairs: await alternate(
-        pairs,
-        () => measure(a),
-        () => measure(b),
       ),
-    };
+    );
   } finally {
     await setup.close();
   }

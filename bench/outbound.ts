@@ -19,7 +19,7 @@ import { applyProviderVersion } from '../src/services/providers.ts';
 import { setSecret } from '../src/services/secrets.ts';
 import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
-import { type AbOptions, type AbResult, alternate, variantOf } from './ab.ts';
+import { type AbOptions, type AbResult, runAb } from './ab.ts';
 import {
   type CpuFigures,
   DEFAULT_ROUNDS,
@@ -241,25 +241,15 @@ export async function benchOutbound(
  * on its own.
  */
 export async function benchOutboundAb(opts: AbOptions): Promise<AbResult<Measured>> {
-  const pairs = opts.pairs ?? 8;
-  const windowSec = opts.windowSec ?? 4;
-  const connections = opts.connections ?? 32;
+  const { windowSec = 4, connections = 32 } = opts;
   const setup = await setUpOutbound();
   try {
-    const a = setup.keygate;
     const b = await setup.startKeygate(opts.env, opts.main);
     const parts = { upstream: setup.upstream.pid };
     const load = { connections, durationSec: windowSec, warmupSec: WARMUP_SEC };
-    const measure = (target: KeygateTarget) =>
-      measureCpu(target.child.pid, windowSec, () => runLoad({ ...load, ...target.req }), parts);
-    return {
-      variant: variantOf(opts),
-      pairs: await alternate(
-        pairs,
-        () => measure(a),
-        () => measure(b),
-      ),
-    };
+    return await runAb(opts, setup.keygate, b, (target) =>
+      measureCpu(target.child.pid, windowSec, () => runLoad({ ...load, ...target.req }), parts),
+    );
   } finally {
     await setup.close();
   }
