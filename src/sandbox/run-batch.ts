@@ -5,8 +5,8 @@
  * A run costs two to three times as much when the CPU caches no longer hold its isolate (the cold
  * line of bench/sandbox.ts). Run one at a time in a loaded proxy, every run would come between
  * HTTP parsing, undici and the other isolate, which evict it; grouped, only the first run of an
- * isolate in a turn finds it cold. Each run is still one synchronous call into its isolate on this thread; a caller
- * waits at most until the end of the current turn.
+ * isolate in a turn finds it cold. Each run is still one synchronous call into its isolate on this
+ * thread; a caller waits at most until the end of the current turn.
  */
 
 interface PendingRun {
