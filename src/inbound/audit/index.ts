@@ -2,8 +2,11 @@
  * The inbound audit writer: one `audit_log` row per call, written off the request path.
  *
  * write() only pushes onto an in-memory queue. A drain loop sends the queue to the database in
- * multi-row inserts (when batchSize rows are waiting, or flushIntervalMs after the first one),
- * one statement at a time, each bounded by writeTimeoutMs. When an insert fails or times out the
+ * multi-row inserts, one at a time, each bounded by writeTimeoutMs: full batches as soon as
+ * batchSize rows are waiting, and what is left flushIntervalMs later. Rows that arrive while an
+ * insert runs wait for the next full batch or the timer rather than follow in a batch of their
+ * own: under load every insert carries batchSize rows (one statement, one commit) instead of the
+ * few that came in during the previous one. When an insert fails or times out the
  * writer marks the database down, appends the batch to the spool (fsync'd JSON lines, see
  * spool.ts) and sends everything after it to the spool too, without waiting on the database
  * again. A replay loop, every replayIntervalMs, seals the spool and re-inserts it in order; when
@@ -79,7 +82,7 @@ const HARD_LIMIT_FACTOR = 4;
 export function createAuditWriter({
   db,
   spoolDir,
-  batchSize = 200,
+  batchSize = 256,
   flushIntervalMs = 50,
   maxQueue = 10_000,
   replayIntervalMs = 1_000,
@@ -131,7 +134,7 @@ export function createAuditWriter({
       }
       queue.push(copy);
       if (queue.length >= maxQueue) spillQueue();
-      else if (queue.length >= batchSize) startDrain();
+      else if (queue.length >= batchSize) startDrain('full');
       else armFlushTimer(flushIntervalMs);
     } catch (err) {
       logger.error({ err: describeError(err) }, 'audit row could not be queued');
@@ -140,25 +143,32 @@ export function createAuditWriter({
 
   // ---- the drain: queue -> database, or -> spool while the database is down ----
 
-  function startDrain(force = false): void {
-    clearFlushTimer();
+  /**
+   * `full`: whole batches only (the queue just reached batchSize). `timer`: what is queued now,
+   * however little, then whole batches only: rows that arrive meanwhile wait for their own timer.
+   * `force` (flush, close): everything, until the queue is empty, back-off or not.
+   */
+  function startDrain(mode: 'full' | 'timer' | 'force'): void {
     if (draining || queue.length === 0) return;
-    if (!force && !dbUp && Date.now() < spoolRetryAt) {
+    clearFlushTimer();
+    if (mode !== 'force' && !dbUp && Date.now() < spoolRetryAt) {
       armFlushTimer(spoolRetryAt - Date.now());
       return;
     }
     draining = true;
     track(
-      drainQueue().finally(() => {
+      drainQueue(mode).finally(() => {
         draining = false;
-        // Rows are left only when the spool disk failed: come back after the back-off.
+        // A partial batch waits for the timer; after a spool disk failure, for the back-off too.
         if (queue.length > 0) armFlushTimer(Math.max(flushIntervalMs, spoolRetryAt - Date.now()));
       }),
     );
   }
 
-  async function drainQueue(): Promise<void> {
-    while (queue.length > 0) {
+  /** Sends the queue (see startDrain for how much): to the database, or to the spool while it is down. */
+  async function drainQueue(mode: 'full' | 'timer' | 'force'): Promise<void> {
+    for (let first = true; queue.length > 0; first = false) {
+      if (queue.length < batchSize && mode !== 'force' && !(first && mode === 'timer')) return;
       if (!dbUp) {
         const rows = queue;
         queue = [];
@@ -375,7 +385,7 @@ export function createAuditWriter({
     if (flushTimer || state === 'closed') return;
     flushTimer = setTimeout(() => {
       flushTimer = undefined;
-      startDrain();
+      startDrain('timer');
     }, delayMs);
   }
 
@@ -396,13 +406,12 @@ export function createAuditWriter({
 
   async function flush(): Promise<void> {
     if (state === 'closed') return;
-    clearFlushTimer();
-    startDrain(true);
-    await settle();
-    if (queue.length > 0) {
-      // Only when the spool disk failed: one more try, then say so.
-      startDrain(true);
+    // A drain of full batches only may be running, and a spool disk failure leaves rows queued:
+    // a few rounds, then say so.
+    for (let round = 0; round < 3; round++) {
+      startDrain('force');
       await settle();
+      if (queue.length === 0) break;
     }
     if (queue.length > 0) {
       logger.error(

@@ -89,6 +89,29 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
     await writer.close();
   });
 
+  it('sends rows that arrive during an insert in the next full batch, not a small one of their own', async () => {
+    const inserts: number[] = [];
+    const writer = createAuditWriter({
+      db: t.db.withPlugin(recordInsertSizes(inserts)),
+      spoolDir,
+      batchSize: 50,
+      flushIntervalMs: 60_000,
+      logger: recordingLogger(),
+    });
+    const rows = ids(130, tag('full')).map((id) => sampleRow(id));
+    for (const row of rows.slice(0, 50)) writer.write(row); // a full batch: its insert starts
+    for (const row of rows.slice(50, 80)) writer.write(row); // 30 more while it runs
+    await waitFor(() => writer.stats().written === 50, 5000, 'the first batch');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(writer.stats()).toMatchObject({ written: 50, queued: 30 });
+    for (const row of rows.slice(80, 130)) writer.write(row); // 80 queued: one more full batch
+    await waitFor(() => writer.stats().written === 100, 5000, 'the second batch');
+    expect(writer.stats().queued).toBe(30);
+    await writer.close(); // and close() sends the rest
+    expect(inserts).toEqual([50, 50, 30]);
+    expect(await storedIds(tag('full'))).toEqual(rows.map((r) => r.request_id).sort());
+  });
+
   it('stores a request id once, however often it is written', async () => {
     const writer = createAuditWriter({ db: t.db, spoolDir, batchSize: 10, logger: recordingLogger() });
     for (let round = 0; round < 3; round += 1)
@@ -272,3 +295,15 @@ describe('createAuditWriter options', () => {
     }
   });
 });
+
+/** Records the row count of every audit insert (a plugin sends them through the query builder). */
+function recordInsertSizes(sizes: number[]): KyselyPlugin {
+  return {
+    transformQuery(args) {
+      const node = args.node as { kind: string; values?: { values?: unknown[] } };
+      if (node.kind === 'InsertQueryNode') sizes.push(node.values?.values?.length ?? 0);
+      return args.node;
+    },
+    transformResult: async (args) => args.result,
+  };
+}
