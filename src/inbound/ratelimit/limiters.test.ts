@@ -161,9 +161,14 @@ describe('redis limiter', () => {
     }
   });
 
-  it.each(['token-bucket', 'gcra'] as RateLimitAlgorithm[])(
-    '%s: 200 requests racing from two processes admit exactly the burst',
-    async (algorithm) => {
+  it.each([
+    ['token-bucket', 'decide'],
+    ['gcra', 'decide'],
+    ['token-bucket', 'claims'],
+    ['gcra', 'claims'],
+  ] as Array<[RateLimitAlgorithm, 'decide' | 'claims']>)(
+    '%s: 200 requests racing from two processes admit exactly the burst (%s)',
+    async (algorithm, mode) => {
       const keyId = uniqueKeyId();
       // One request an hour: nothing refills during the test, so exactly the burst may pass.
       const burstOfFifty = policy({ algorithm, rate: 1, periodSeconds: 3600, burst: 50 });
@@ -179,6 +184,7 @@ describe('redis limiter', () => {
           JSON.stringify(burstOfFifty),
           '100',
           String(startAtMs),
+          mode,
         ],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
@@ -191,15 +197,20 @@ describe('redis limiter', () => {
       const limiter = createRedisRateLimiter(redis);
       await limiter.decide(uniqueKeyId(), burstOfFifty); // loads the script before the race
       await sleep(startAtMs - Date.now());
-      const pending: Array<Promise<RateLimitDecision>> = [];
+      // In claims mode each wave of 20 goes to Redis as one script call deciding all of them.
+      const pending: Array<Promise<RateLimitDecision | 'replayed'>> = [];
       for (let i = 0; i < 100; i++) {
         if (i > 0 && i % 20 === 0) await sleep(10);
-        pending.push(limiter.decide(keyId, burstOfFifty));
+        pending.push(
+          mode === 'claims'
+            ? limiter.claimNonceAndDecide(keyId, `test-${i}`, 600, burstOfFifty)
+            : limiter.decide(keyId, burstOfFifty),
+        );
       }
       const here = await Promise.all(pending);
       const [exitCode] = await exited;
       expect(exitCode).toBe(0);
-      const admittedHere = here.filter((d) => d.allowed).length;
+      const admittedHere = here.filter((d) => d !== 'replayed' && d.allowed).length;
       const admittedThere = (JSON.parse(output) as { admitted: number }).admitted;
       expect(admittedHere + admittedThere).toBe(50);
       // Both processes really competed for the quota.
@@ -208,6 +219,90 @@ describe('redis limiter', () => {
     },
   );
 });
+
+describe('redis limiter, nonce claims made in one turn', () => {
+  it.each(['token-bucket', 'gcra'] as RateLimitAlgorithm[])(
+    '%s: go to Redis as one script call and decide as the same claims one after the other',
+    async (algorithm) => {
+      const now = 1_800_000_000 * SECOND;
+      const scriptCalls = { count: 0 };
+      const counted = countingEvalsha(scriptCalls);
+      const batched = createRedisRateLimiter(counted, { clockUs: () => now });
+      const sequential = createRedisRateLimiter(redis, { clockUs: () => now });
+      const fiveThenOneAMinute = policy({ algorithm, rate: 1, periodSeconds: 60, burst: 5 });
+      // Eight claims, one nonce used twice: five admitted, the repeat replayed, the rest denied.
+      const nonces = ['a', 'b', 'c', 'b', 'd', 'e', 'f', 'g'];
+      const [batchedKey, sequentialKey] = [uniqueKeyId(), uniqueKeyId()];
+      const together = await Promise.all(
+        nonces.map((n) => batched.claimNonceAndDecide(batchedKey, n, 600, fiveThenOneAMinute)),
+      );
+      const oneByOne: Array<RateLimitDecision | 'replayed'> = [];
+      for (const n of nonces)
+        oneByOne.push(await sequential.claimNonceAndDecide(sequentialKey, n, 600, fiveThenOneAMinute));
+
+      expect(scriptCalls.count).toBe(1);
+      expect(together).toEqual(oneByOne);
+      expect(together.map((d) => (d === 'replayed' ? d : d.allowed))).toEqual([
+        true,
+        true,
+        true,
+        'replayed',
+        true,
+        true,
+        false,
+        false,
+      ]);
+      // The claimed nonces stay claimed, for the next turn and for every other node.
+      expect(await batched.claimNonceAndDecide(batchedKey, 'e', 600, fiveThenOneAMinute)).toBe('replayed');
+      await counted.quit();
+    },
+  );
+
+  it('splits a turn of more than 256 claims on one key into further script calls, losing none', async () => {
+    const scriptCalls = { count: 0 };
+    const counted = countingEvalsha(scriptCalls);
+    const limiter = createRedisRateLimiter(counted);
+    const keyId = uniqueKeyId();
+    const twoHundredFifty = policy({ rate: 1, periodSeconds: 3600, burst: 250 });
+    const decisions = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        limiter.claimNonceAndDecide(keyId, `n${i}`, 600, twoHundredFifty),
+      ),
+    );
+    expect(scriptCalls.count).toBe(2);
+    expect(decisions.filter((d) => d !== 'replayed' && d.allowed)).toHaveLength(250);
+    expect(decisions.filter((d) => d === 'replayed')).toEqual([]);
+    await counted.quit();
+  });
+
+  it('fails every claim of a script call that fails, and only those', async () => {
+    const broken = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    broken.on('error', () => {});
+    const limiter = createRedisRateLimiter(broken);
+    const other = createRedisRateLimiter(redis);
+    await broken.connect();
+    broken.disconnect(); // every command now fails at once
+    const keyId = uniqueKeyId();
+    const shape = policy({});
+    const results = await Promise.allSettled([
+      limiter.claimNonceAndDecide(keyId, 'x1', 600, shape),
+      limiter.claimNonceAndDecide(keyId, 'x2', 600, shape),
+      other.claimNonceAndDecide(keyId, 'x3', 600, shape),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+  });
+});
+
+/** A connection to the test Redis that counts the script calls made through it. */
+function countingEvalsha(calls: { count: number }): Redis {
+  const counted = new Redis(REDIS_URL);
+  const evalsha = counted.evalsha.bind(counted) as (...args: unknown[]) => Promise<unknown>;
+  (counted as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = (...args) => {
+    calls.count += 1;
+    return evalsha(...args);
+  };
+  return counted;
+}
 
 /** Absolute request times from gaps between requests; costs capped at the burst. */
 function timelineFromGaps(startUs: number, steps: Array<[gap: number, cost: number]>, burst: number) {

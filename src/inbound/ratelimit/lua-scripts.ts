@@ -11,9 +11,12 @@
  * formatted with '%.0f'; never tostring() or concatenate them: Lua's own conversion keeps 14
  * significant digits and would round a microsecond timestamp.
  *
- * Each script also comes in a variant that first claims the call's nonce (`withNonceClaim`): the
- * replay check and the quota spend of one call then cost one round trip, and a replayed nonce
- * returns before anything is spent.
+ * Each script also comes in a variant for verified inbound calls (`*_CLAIMS_SCRIPT`): it claims
+ * each call's nonce and, on its first use only, spends one request, for any number of calls to one
+ * key in one script run. The replay check and the quota spend of a call then cost one round trip,
+ * shared with the other calls to the key in the same event-loop turn, and a replayed nonce spends
+ * nothing. The key's state is read and written once per run: the calls are decided one after the
+ * other at one `now`, exactly as that many single runs at that time would decide them.
  */
 import { createHash } from 'node:crypto';
 
@@ -103,19 +106,104 @@ redis.call('SET', KEYS[1], next_arrival, 'PX', math.ceil(reset / 1000) + margin_
 return {1, math.max(0, math.floor((now + tolerance - next_arrival) / interval)), reset, -1}
 `);
 
-/**
- * The script with the nonce claim put in front of its decision. KEYS[2] is the nonce key (same
- * `{pk:ID}` hash tag as KEYS[1], so one Cluster slot); ARGV gains the nonce TTL in whole seconds
- * just before the clock argument. Returns {-1} for a replayed nonce, with nothing spent.
- */
-function withNonceClaim(script: LuaScript): LuaScript {
-  const claim = `${READ_CLOCK}
-if not redis.call('SET', KEYS[2], '1', 'EX', ARGV[#ARGV - 1], 'NX') then
-  return {-1}
-end
-`;
-  return luaScript(script.source.replace(READ_CLOCK, claim));
-}
+const CLAIM_NONCE = `redis.call('SET', KEYS[i], '1', 'EX', ARGV[#ARGV - 1], 'NX')`;
 
-export const TOKEN_BUCKET_WITH_NONCE_SCRIPT = withNonceClaim(TOKEN_BUCKET_SCRIPT);
-export const GCRA_WITH_NONCE_SCRIPT = withNonceClaim(GCRA_SCRIPT);
+/**
+ * Token bucket, one request per call, each call first claiming its nonce.
+ * KEYS[1]: the bucket, as in TOKEN_BUCKET_SCRIPT; KEYS[2..n]: one nonce key per call (all with the
+ * `{pk:ID}` hash tag of KEYS[1], so one Cluster slot)
+ * ARGV: capacityUnits, unitsPerToken, refillUnitsPerMicrosecond, costUnits, expiryMarginMs,
+ * nonceTtlSeconds, nowUs or ''
+ * Returns four numbers per call, in KEYS order: {allowed 0|1, remaining, resetUs, retryAfterUs or
+ * -1}, or {-1, 0, 0, 0} for a replayed nonce.
+ */
+export const TOKEN_BUCKET_CLAIMS_SCRIPT = luaScript(`
+local capacity = tonumber(ARGV[1])
+local unit = tonumber(ARGV[2])
+local refill = tonumber(ARGV[3])
+local cost_units = tonumber(ARGV[4])
+local margin_ms = tonumber(ARGV[5])
+${READ_CLOCK}
+local tokens = capacity
+local updated_at = now
+local saved = redis.call('GET', KEYS[1])
+if saved then
+  local saved_tokens, saved_at, saved_unit = string.match(saved, '^(%d+):(%d+):(%d+)$')
+  if saved_unit and tonumber(saved_unit) == unit then
+    tokens = tonumber(saved_tokens)
+    updated_at = tonumber(saved_at)
+  end
+end
+if tokens > capacity then tokens = capacity end
+now = math.max(now, updated_at)
+local elapsed = now - updated_at
+if elapsed > 0 then
+  if elapsed >= math.ceil((capacity - tokens) / refill) then
+    tokens = capacity
+  else
+    tokens = tokens + elapsed * refill
+  end
+end
+local replies = {}
+local spent = false
+for i = 2, #KEYS do
+  local n = #replies
+  if not ${CLAIM_NONCE} then
+    replies[n + 1], replies[n + 2], replies[n + 3], replies[n + 4] = -1, 0, 0, 0
+  elseif tokens < cost_units then
+    replies[n + 1], replies[n + 2], replies[n + 3], replies[n + 4] = 0, math.floor(tokens / unit),
+      math.ceil((capacity - tokens) / refill), math.ceil((cost_units - tokens) / refill)
+  else
+    tokens = tokens - cost_units
+    spent = true
+    replies[n + 1], replies[n + 2], replies[n + 3], replies[n + 4] = 1, math.floor(tokens / unit),
+      math.ceil((capacity - tokens) / refill), -1
+  end
+end
+if spent then
+  local reset = math.ceil((capacity - tokens) / refill)
+  redis.call('SET', KEYS[1], string.format('%.0f:%.0f:%.0f', tokens, now, unit), 'PX',
+    math.ceil(reset / 1000) + margin_ms)
+end
+return replies
+`);
+
+/**
+ * GCRA, one request per call, each call first claiming its nonce.
+ * KEYS[1]: the theoretical arrival time, as in GCRA_SCRIPT; KEYS[2..n]: one nonce key per call
+ * ARGV: emissionIntervalUs, toleranceUs, cost, expiryMarginMs, nonceTtlSeconds, nowUs or ''
+ * Returns four numbers per call, as TOKEN_BUCKET_CLAIMS_SCRIPT does.
+ */
+export const GCRA_CLAIMS_SCRIPT = luaScript(`
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local margin_ms = tonumber(ARGV[4])
+${READ_CLOCK}
+local arrival = tonumber(redis.call('GET', KEYS[1]))
+if arrival == nil or arrival < now then arrival = now end
+local replies = {}
+local spent = false
+for i = 2, #KEYS do
+  local n = #replies
+  if not ${CLAIM_NONCE} then
+    replies[n + 1], replies[n + 2], replies[n + 3], replies[n + 4] = -1, 0, 0, 0
+  else
+    local next_arrival = arrival + cost * interval
+    local allow_at = next_arrival - tolerance
+    if now < allow_at then
+      replies[n + 1], replies[n + 2], replies[n + 3], replies[n + 4] = 0,
+        math.max(0, math.floor((now + tolerance - arrival) / interval)), arrival - now, allow_at - now
+    else
+      arrival = next_arrival
+      spent = true
+      replies[n + 1], replies[n + 2], replies[n + 3], replies[n + 4] = 1,
+        math.max(0, math.floor((now + tolerance - next_arrival) / interval)), next_arrival - now, -1
+    end
+  end
+end
+if spent then
+  redis.call('SET', KEYS[1], arrival, 'PX', math.ceil((arrival - now) / 1000) + margin_ms)
+end
+return replies
+`);

@@ -1,12 +1,18 @@
-/** The shared limiter: one Lua script call per decision, so every gateway node draws on one quota. */
+/**
+ * The shared limiter: every decision is made by a Lua script in Redis, so every gateway node draws
+ * on one quota. A plain decision is one script call. The nonce claims and spends of verified
+ * inbound calls are gathered per event-loop turn and sent as one script call per partner key (see
+ * the CLAIMS scripts): under load many calls to one key share a call, so Redis runs one script and
+ * reads and writes the key's state once for all of them, and the client sends one command.
+ */
 import type { Redis } from 'ioredis';
 import { redisKeys } from '../../storage/redis-keys.ts';
 import {
+  GCRA_CLAIMS_SCRIPT,
   GCRA_SCRIPT,
-  GCRA_WITH_NONCE_SCRIPT,
   type LuaScript,
+  TOKEN_BUCKET_CLAIMS_SCRIPT,
   TOKEN_BUCKET_SCRIPT,
-  TOKEN_BUCKET_WITH_NONCE_SCRIPT,
 } from './lua-scripts.ts';
 import {
   deriveLimiterParameters,
@@ -20,7 +26,8 @@ import { type RateLimitDecision, type RateLimiter, type RateLimitPolicy, validat
 export interface RedisRateLimiter extends RateLimiter {
   /**
    * Claims the nonce for the key and, on its first use only, spends one request: one script, one
-   * round trip. `'replayed'` when the nonce was used before; nothing is spent then.
+   * round trip, shared with the other claims on the key made in the same event-loop turn (they are
+   * sent when it ends). `'replayed'` when the nonce was used before; nothing is spent then.
    */
   claimNonceAndDecide(
     keyId: string,
@@ -38,11 +45,52 @@ export interface RedisRateLimiterOptions {
   clockUs?: () => number;
 }
 
+/** Claims on one key (and policy, and test clock) waiting for the end of the turn. */
+interface ClaimGroup {
+  params: LimiterParameters;
+  stateKey: string;
+  args: string[];
+  claims: Array<{
+    nonceKey: string;
+    resolve: (decision: RateLimitDecision | 'replayed') => void;
+    reject: (err: unknown) => void;
+  }>;
+}
+
+/** The most claims one script run decides; more in one turn go in further runs. */
+const MAX_CLAIMS_PER_CALL = 256;
+
 export function createRedisRateLimiter(
   redis: Redis,
   options: RedisRateLimiterOptions = {},
 ): RedisRateLimiter {
   const { clockUs } = options;
+  let waiting = new Map<string, ClaimGroup>();
+  let sendScheduled = false;
+
+  function sendWaiting(): void {
+    sendScheduled = false;
+    const groups = waiting;
+    waiting = new Map();
+    for (const group of groups.values()) void sendClaims(group);
+  }
+
+  async function sendClaims(group: ClaimGroup): Promise<void> {
+    const { params, claims } = group;
+    const script = params.algorithm === 'token-bucket' ? TOKEN_BUCKET_CLAIMS_SCRIPT : GCRA_CLAIMS_SCRIPT;
+    try {
+      const keys = [group.stateKey];
+      for (const claim of claims) keys.push(claim.nonceKey);
+      const outcomes = parseClaimOutcomes(await evalScript(redis, script, keys, group.args), claims.length);
+      for (const [i, claim] of claims.entries()) {
+        const outcome = outcomes[i]!;
+        claim.resolve(outcome === 'replayed' ? 'replayed' : toRateLimitDecision(params, outcome));
+      }
+    } catch (err) {
+      for (const claim of claims) claim.reject(err);
+    }
+  }
+
   return {
     async decide(keyId, policy, cost = 1) {
       const params = deriveLimiterParameters(policy);
@@ -62,12 +110,25 @@ export function createRedisRateLimiter(
       const ttl = Math.ceil(nonceTtlSeconds);
       if (!(ttl > 0)) throw new RangeError(`nonceTtlSeconds must be positive, got ${nonceTtlSeconds}`);
       const now = clockUs ? String(clockUs()) : '';
-      const script =
-        params.algorithm === 'token-bucket' ? TOKEN_BUCKET_WITH_NONCE_SCRIPT : GCRA_WITH_NONCE_SCRIPT;
-      const keys = [redisKeys.rateLimitState(keyId, params.algorithm), redisKeys.nonce(keyId, nonce)];
-      const reply = await evalScript(redis, script, keys, [...scriptArguments(params, 1), String(ttl), now]);
-      if (Array.isArray(reply) && reply.length === 1 && reply[0] === -1) return 'replayed';
-      return toRateLimitDecision(params, parseOutcome(reply));
+      const stateKey = redisKeys.rateLimitState(keyId, params.algorithm);
+      const args = [...scriptArguments(params, 1), String(ttl), now];
+      // Calls group only when the script would see the same arguments: the same key and policy.
+      const groupKey = `${stateKey} ${args.join(' ')}`;
+      return new Promise((resolve, reject) => {
+        let group = waiting.get(groupKey);
+        if (group === undefined) {
+          group = { params, stateKey, args, claims: [] };
+          waiting.set(groupKey, group);
+        }
+        group.claims.push({ nonceKey: redisKeys.nonce(keyId, nonce), resolve, reject });
+        if (group.claims.length >= MAX_CLAIMS_PER_CALL) {
+          waiting.delete(groupKey);
+          void sendClaims(group);
+        } else if (!sendScheduled) {
+          sendScheduled = true;
+          setImmediate(sendWaiting);
+        }
+      });
     },
   };
 }
@@ -108,4 +169,26 @@ function parseOutcome(reply: unknown): LimiterOutcome {
   }
   const [allowed, remaining, resetUs, retryAfterUs] = reply as [number, number, number, number];
   return { allowed: allowed === 1, remaining, resetUs, retryAfterUs };
+}
+
+/** The CLAIMS scripts' reply: four numbers per claim; an `allowed` of -1 is a replayed nonce. */
+function parseClaimOutcomes(reply: unknown, count: number): Array<LimiterOutcome | 'replayed'> {
+  if (!Array.isArray(reply) || reply.length !== 4 * count || !reply.every((n) => typeof n === 'number')) {
+    throw new Error(`Unexpected rate-limit script reply: ${JSON.stringify(reply).slice(0, 200)}`);
+  }
+  const numbers = reply as number[];
+  const outcomes: Array<LimiterOutcome | 'replayed'> = [];
+  for (let i = 0; i < numbers.length; i += 4) {
+    outcomes.push(
+      numbers[i] === -1
+        ? 'replayed'
+        : {
+            allowed: numbers[i] === 1,
+            remaining: numbers[i + 1]!,
+            resetUs: numbers[i + 2]!,
+            retryAfterUs: numbers[i + 3]!,
+          },
+    );
+  }
+  return outcomes;
 }
