@@ -1,6 +1,9 @@
 /**
  * Rate-limiter microbenchmark: Redis limiter decisions per second against a real Redis, with many
  * decisions in flight and ioredis auto-pipelining (as the inbound listener runs it under load).
+ * `claims` mode takes them as verified inbound calls do, each claiming a fresh nonce with its
+ * spend; the claims on one key made in one event-loop turn share one script call, so how many keys
+ * the load is spread over matters there.
  * Run directly: node bench/limiter.ts [redisUrl] [durationMs]
  */
 import { randomUUID } from 'node:crypto';
@@ -15,11 +18,18 @@ export interface LimiterBenchOptions {
   /** Distinct partner keys the decisions are spread over. */
   keys?: number;
   algorithm?: RateLimitAlgorithm;
+  mode?: 'decide' | 'claims';
 }
 
 export async function benchLimiter(
   redisUrl: string,
-  { durationMs = 3000, concurrency = 256, keys = 1000, algorithm = 'token-bucket' }: LimiterBenchOptions = {},
+  {
+    durationMs = 3000,
+    concurrency = 256,
+    keys = 1000,
+    algorithm = 'token-bucket',
+    mode = 'decide',
+  }: LimiterBenchOptions = {},
 ): Promise<{ decisionsPerSec: number }> {
   const redis = new Redis(redisUrl, { enableAutoPipelining: true });
   try {
@@ -41,7 +51,9 @@ export async function benchLimiter(
     await Promise.all(
       Array.from({ length: concurrency }, async (_, worker) => {
         for (let i = worker; performance.now() < deadline; i += concurrency) {
-          await limiter.decide(keyIds[i % keys]!, policy);
+          const keyId = keyIds[i % keys]!;
+          if (mode === 'claims') await limiter.claimNonceAndDecide(keyId, `n${i}`, 60, policy);
+          else await limiter.decide(keyId, policy);
           decisions++;
         }
       }),
