@@ -40,13 +40,10 @@ end
 `;
 
 /**
- * KEYS[1]: string "tokens:updatedAtUs:unitsPerToken" (one string rather than a hash: GET and SET PX
- * are two Redis calls where HMGET, HSET and PEXPIRE are three, and the script is the hot path)
- * ARGV: capacityUnits, unitsPerToken, refillUnitsPerMicrosecond, costUnits, expiryMarginMs, nowUs or ''
- * Returns {allowed 0|1, remaining, resetUs, retryAfterUs or -1}.
+ * Both token-bucket scripts: their arguments, the clock, and the bucket as it stands at `now`
+ * (`tokens`, refilled since it was last saved).
  */
-export const TOKEN_BUCKET_SCRIPT = luaScript(`
-local capacity = tonumber(ARGV[1])
+const BUCKET_NOW = `local capacity = tonumber(ARGV[1])
 local unit = tonumber(ARGV[2])
 local refill = tonumber(ARGV[3])
 local cost_units = tonumber(ARGV[4])
@@ -72,7 +69,16 @@ if elapsed > 0 then
     tokens = tokens + elapsed * refill
   end
 end
-if tokens < cost_units then
+`;
+
+/**
+ * KEYS[1]: string "tokens:updatedAtUs:unitsPerToken" (one string rather than a hash: GET and SET PX
+ * are two Redis calls where HMGET, HSET and PEXPIRE are three, and the script is the hot path)
+ * ARGV: capacityUnits, unitsPerToken, refillUnitsPerMicrosecond, costUnits, expiryMarginMs, nowUs or ''
+ * Returns {allowed 0|1, remaining, resetUs, retryAfterUs or -1}.
+ */
+export const TOKEN_BUCKET_SCRIPT = luaScript(`
+${BUCKET_NOW}if tokens < cost_units then
   return {0, math.floor(tokens / unit), math.ceil((capacity - tokens) / refill),
     math.ceil((cost_units - tokens) / refill)}
 end
@@ -118,33 +124,7 @@ const CLAIM_NONCE = `redis.call('SET', KEYS[i], '1', 'EX', ARGV[#ARGV - 1], 'NX'
  * -1}, or {-1, 0, 0, 0} for a replayed nonce.
  */
 export const TOKEN_BUCKET_CLAIMS_SCRIPT = luaScript(`
-local capacity = tonumber(ARGV[1])
-local unit = tonumber(ARGV[2])
-local refill = tonumber(ARGV[3])
-local cost_units = tonumber(ARGV[4])
-local margin_ms = tonumber(ARGV[5])
-${READ_CLOCK}
-local tokens = capacity
-local updated_at = now
-local saved = redis.call('GET', KEYS[1])
-if saved then
-  local saved_tokens, saved_at, saved_unit = string.match(saved, '^(%d+):(%d+):(%d+)$')
-  if saved_unit and tonumber(saved_unit) == unit then
-    tokens = tonumber(saved_tokens)
-    updated_at = tonumber(saved_at)
-  end
-end
-if tokens > capacity then tokens = capacity end
-now = math.max(now, updated_at)
-local elapsed = now - updated_at
-if elapsed > 0 then
-  if elapsed >= math.ceil((capacity - tokens) / refill) then
-    tokens = capacity
-  else
-    tokens = tokens + elapsed * refill
-  end
-end
-local replies = {}
+${BUCKET_NOW}local replies = {}
 local spent = false
 for i = 2, #KEYS do
   local n = #replies
