@@ -90,19 +90,25 @@ return {1, math.floor(tokens / unit), reset, -1}
 `);
 
 /**
- * KEYS[1]: string, the theoretical arrival time in microseconds
- * ARGV: emissionIntervalUs, toleranceUs, cost, expiryMarginMs, nowUs or ''
- * Returns {allowed 0|1, remaining, resetUs, retryAfterUs or -1}.
+ * Both GCRA scripts: their arguments, the clock, and the theoretical arrival time as it stands at
+ * `now` (never in the past).
  */
-export const GCRA_SCRIPT = luaScript(`
-local interval = tonumber(ARGV[1])
+const GCRA_NOW = `local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local margin_ms = tonumber(ARGV[4])
 ${READ_CLOCK}
 local arrival = tonumber(redis.call('GET', KEYS[1]))
 if arrival == nil or arrival < now then arrival = now end
-local next_arrival = arrival + cost * interval
+`;
+
+/**
+ * KEYS[1]: string, the theoretical arrival time in microseconds
+ * ARGV: emissionIntervalUs, toleranceUs, cost, expiryMarginMs, nowUs or ''
+ * Returns {allowed 0|1, remaining, resetUs, retryAfterUs or -1}.
+ */
+export const GCRA_SCRIPT = luaScript(`
+${GCRA_NOW}local next_arrival = arrival + cost * interval
 local allow_at = next_arrival - tolerance
 if now < allow_at then
   return {0, math.max(0, math.floor((now + tolerance - arrival) / interval)), arrival - now, allow_at - now}
@@ -155,14 +161,7 @@ return replies
  * Returns four numbers per call, as TOKEN_BUCKET_CLAIMS_SCRIPT does.
  */
 export const GCRA_CLAIMS_SCRIPT = luaScript(`
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local margin_ms = tonumber(ARGV[4])
-${READ_CLOCK}
-local arrival = tonumber(redis.call('GET', KEYS[1]))
-if arrival == nil or arrival < now then arrival = now end
-local replies = {}
+${GCRA_NOW}local replies = {}
 local spent = false
 for i = 2, #KEYS do
   local n = #replies
