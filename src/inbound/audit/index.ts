@@ -168,7 +168,8 @@ export function createAuditWriter({
   /** Sends the queue (see startDrain for how much): to the database, or to the spool while it is down. */
   async function drainQueue(mode: 'full' | 'timer' | 'force'): Promise<void> {
     for (let first = true; queue.length > 0; first = false) {
-      if (queue.length < batchSize && mode !== 'force' && !(first && mode === 'timer')) return;
+      const wholeBatchesOnly = mode === 'full' || (mode === 'timer' && !first);
+      if (wholeBatchesOnly && queue.length < batchSize) return;
       if (!dbUp) {
         const rows = queue;
         queue = [];

@@ -171,24 +171,17 @@ function parseOutcome(reply: unknown): LimiterOutcome {
   return { allowed: allowed === 1, remaining, resetUs, retryAfterUs };
 }
 
-/** The CLAIMS scripts' reply: four numbers per claim; an `allowed` of -1 is a replayed nonce. */
+/**
+ * The CLAIMS scripts' reply: four numbers per claim, each four read as parseOutcome reads one
+ * decision, except that -1 first is a replayed nonce.
+ */
 function parseClaimOutcomes(reply: unknown, count: number): Array<LimiterOutcome | 'replayed'> {
-  if (!Array.isArray(reply) || reply.length !== 4 * count || !reply.every((n) => typeof n === 'number')) {
+  if (!Array.isArray(reply) || reply.length !== 4 * count) {
     throw new Error(`Unexpected rate-limit script reply: ${JSON.stringify(reply).slice(0, 200)}`);
   }
-  const numbers = reply as number[];
   const outcomes: Array<LimiterOutcome | 'replayed'> = [];
-  for (let i = 0; i < numbers.length; i += 4) {
-    outcomes.push(
-      numbers[i] === -1
-        ? 'replayed'
-        : {
-            allowed: numbers[i] === 1,
-            remaining: numbers[i + 1]!,
-            resetUs: numbers[i + 2]!,
-            retryAfterUs: numbers[i + 3]!,
-          },
-    );
+  for (let i = 0; i < reply.length; i += 4) {
+    outcomes.push(reply[i] === -1 ? 'replayed' : parseOutcome(reply.slice(i, i + 4)));
   }
   return outcomes;
 }
