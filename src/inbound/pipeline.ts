@@ -144,6 +144,8 @@ function checkRequestTarget(call: InboundCall): void {
   if (!call.target.startsWith('/')) {
     throw new KeygateError('KG_BAD_REQUEST', 'the request target must be a path starting with /');
   }
+  // A dot segment needs a '.', as it is or percent-encoded: most paths have neither.
+  if (!call.path.includes('.') && !call.path.includes('%')) return;
   const loose = call.path.replace(/%2e/gi, '.').replace(/%2f/gi, '/').replace(/%5c/gi, '\\');
   if (loose.split(/[/\\]/).some((segment) => segment === '.' || segment === '..')) {
     throw new KeygateError('KG_BAD_REQUEST', 'the path must not contain "." or ".." segments');

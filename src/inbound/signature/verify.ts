@@ -210,7 +210,9 @@ function countRawHeader(rawHeaders: readonly string[], name: string): number {
   const lowerName = name.toLowerCase();
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]?.toLowerCase() === lowerName) count++;
+    const raw = rawHeaders[i];
+    // Only a name of the same length can match: most are not lower-cased at all.
+    if (raw?.length === lowerName.length && raw.toLowerCase() === lowerName) count++;
   }
   return count;
 }
