@@ -13,6 +13,9 @@ describe('loadConfig', () => {
     expect(config.ports).toEqual({ outbound: 8080, admin: 8081, inbound: 8082 });
     expect(config.script).toEqual({ cpuMs: 50, memoryMb: 32 });
     expect(config.timerSlackUs).toBe(1000);
+    // Audit rows are kept until the operator sets a retention period.
+    expect(config.inbound.auditRetentionDays).toBe(0);
+    expect(loadConfig({ KEYGATE_AUDIT_RETENTION_DAYS: '90' }).inbound.auditRetentionDays).toBe(90);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -39,6 +42,8 @@ describe('loadConfig', () => {
     [{ KEYGATE_CONFIG: '/nonexistent/keygate.json' }, 'KEYGATE_CONFIG'],
     [{ KEYGATE_TIMER_SLACK_US: '-1' }, 'KEYGATE_TIMER_SLACK_US'],
     [{ KEYGATE_TIMER_SLACK_US: '1.5' }, 'KEYGATE_TIMER_SLACK_US'],
+    [{ KEYGATE_AUDIT_RETENTION_DAYS: '-1' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
+    [{ KEYGATE_AUDIT_RETENTION_DAYS: '30d' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
   ])('stops with a message naming the bad setting: %o', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);

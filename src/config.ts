@@ -64,6 +64,7 @@ const envSchema = z.object({
   KEYGATE_INBOUND_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   KEYGATE_AUDIT_BODY_CAP_BYTES: positiveInt.default(64 * 1024),
   KEYGATE_AUDIT_SPOOL_DIR: z.string().min(1).optional(),
+  KEYGATE_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(0),
   KEYGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
   KEYGATE_REDIS_TIMEOUT_MS: positiveInt.default(1000),
@@ -87,7 +88,14 @@ export interface Config {
   /** Timer slack for the threads that run scripts (see sandbox/timer-slack.ts); 0 = OS default. */
   timerSlackUs: number;
   configPollMs: number;
-  inbound: { clockSkewSeconds: number; maxBodyBytes: number; auditBodyCapBytes: number; spoolDir: string };
+  inbound: {
+    clockSkewSeconds: number;
+    maxBodyBytes: number;
+    auditBodyCapBytes: number;
+    spoolDir: string;
+    /** Audit rows older than this many days are deleted; 0 keeps every row. */
+    auditRetentionDays: number;
+  };
   shutdownGraceMs: number;
   maxUpstreamResponseBytes: number;
   /** How long an inbound request waits for Redis before its key's onRedisDown policy applies. */
@@ -176,6 +184,7 @@ function toConfig(raw: RawEnv): Config {
       spoolDir: raw.KEYGATE_AUDIT_SPOOL_DIR
         ? path.resolve(raw.KEYGATE_AUDIT_SPOOL_DIR)
         : path.join(dataDir, 'spool'),
+      auditRetentionDays: raw.KEYGATE_AUDIT_RETENTION_DAYS,
     },
     shutdownGraceMs: raw.KEYGATE_SHUTDOWN_GRACE_MS,
     maxUpstreamResponseBytes: raw.KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES,

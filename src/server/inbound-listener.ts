@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAdmission } from '../inbound/admission.ts';
 import { createAuditWriter } from '../inbound/audit/index.ts';
+import { startAuditRetention } from '../inbound/audit/retention.ts';
 import { createPartnerKeyCache } from '../inbound/key-cache.ts';
 import {
   createMemoryNonceStore,
@@ -84,6 +85,10 @@ export async function createInboundHandler(services: Services, opts: InboundHand
     spoolDir: config.inbound.spoolDir,
     logger,
   });
+  const retention =
+    config.inbound.auditRetentionDays > 0
+      ? startAuditRetention({ db: services.db, retentionDays: config.inbound.auditRetentionDays, logger })
+      : undefined;
 
   const deps: InboundDeps = {
     keys,
@@ -109,6 +114,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
     /** Called after the listener stopped taking requests: every audit row reaches MySQL or the spool. */
     close: async () => {
       unsubscribe();
+      await retention?.stop();
       await audit.close();
       await redis?.quit().catch(() => redis.disconnect());
     },
