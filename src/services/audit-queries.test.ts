@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import { CLI_ACTOR } from '../cli/context.ts';
 import { insertAuditRows } from '../inbound/audit/insert.ts';
+import { sampleRow } from '../inbound/audit/test-fixtures.ts';
 import { mysqlPoolOf, toDbTime } from '../storage/db.ts';
-import type { Database, NewAuditLogRow } from '../storage/schema.ts';
+import type { Database } from '../storage/schema.ts';
 import { queryInboundAudit } from './audit-queries.ts';
 import type { ServiceContext } from './context.ts';
 
@@ -20,26 +21,13 @@ describe('inbound audit listing on MySQL', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase('mysql');
-    const rows: NewAuditLogRow[] = Array.from({ length: 5000 }, (_, i) => ({
-      request_id: `req_${String(i).padStart(6, '0')}`,
-      tenant_id: `ten_${i % 10}`,
-      key_id: `pk_${i % 50}`,
-      secret_version: 1,
-      client_ip: '127.0.0.1',
-      method: 'GET',
-      path: '/orders',
-      query: '',
-      request_headers: '{}',
-      request_body: '',
-      request_body_truncated: 0,
-      response_status: 200,
-      response_headers: '{}',
-      response_body: '',
-      response_body_truncated: 0,
-      latency_ms: 1,
-      outcome: 'ok',
-      created_at: toDbTime(start + i * 1000),
-    }));
+    const rows = Array.from({ length: 5000 }, (_, i) =>
+      sampleRow(`req_${String(i).padStart(6, '0')}`, {
+        tenant_id: `ten_${i % 10}`,
+        key_id: `pk_${i % 50}`,
+        created_at: toDbTime(start + i * 1000),
+      }),
+    );
     await insertAuditRows(t.db, rows);
     await t.db.executeQuery(CompiledQuery.raw('analyze table audit_log'));
     logged = new Kysely<Database>({
