@@ -466,7 +466,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Code and message only: a mysql2 error also carries the SQL with every value (bodies) inlined. */
-function describeError(err: unknown): { code?: string; message: string } {
+export function describeError(err: unknown): { code?: string; message: string } {
   const e = err as { code?: unknown; message?: unknown } | null;
   const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : String(err).slice(0, 200);
   return typeof e?.code === 'string' ? { code: e.code, message } : { message };

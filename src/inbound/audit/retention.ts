@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteAdapter } from 'kysely';
 import { type Db, toDbTime } from '../../storage/db.ts';
+import { describeError } from './index.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -75,7 +76,7 @@ export function startAuditRetention(options: AuditRetentionOptions): AuditRetent
       runNow()
         .catch((err: unknown) => {
           logger.warn(
-            { err: err instanceof Error ? err.message : String(err) },
+            { err: describeError(err) },
             'audit retention: deleting old rows failed; trying again at the next interval',
           );
         })
