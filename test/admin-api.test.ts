@@ -4,11 +4,13 @@
  * optimistic activation, script tools, write-only secrets, both audit logs, metrics, and at the
  * end a scan of every response for the canary secret.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MASK } from '../src/secrets/mask.ts';
 import { toDbTime } from '../src/storage/db.ts';
 import type { NewAuditLogRow } from '../src/storage/schema.ts';
 import { type AdminClient, type AdminFixture, PROVIDER, startAdminFixture } from './helpers/admin.ts';
+import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 let f: AdminFixture;
 let api: AdminClient;
@@ -557,6 +559,140 @@ describe('script tools', () => {
     expect(problem).not.toHaveProperty('logs');
     expect(JSON.stringify(problem)).not.toContain('string to sign');
     expect(JSON.stringify(problem)).not.toContain(f.canary);
+  });
+});
+
+describe("a tenant developer's dry-run", () => {
+  let elsewhere: TestUpstream;
+  beforeAll(async () => {
+    elsewhere = await startUpstream((_req, res) => {
+      res.end('{"got":"it"}');
+    });
+  });
+  afterAll(() => elsewhere.close());
+
+  it('reaches only hosts the active version allows; a tenant admin may send the draft anywhere it names', async () => {
+    const P = 'wander';
+    // The active version talks to the usual upstream; a developer's draft points at another host.
+    await api.post(`${base}/providers/${P}/versions`, { name: P, mode: 'simple', prefixUrl: f.upstream.url });
+    await api.post(`${base}/providers/${P}/activate`, { version: 1, expectedRevision: 0 });
+    await api.put(`${base}/providers/${P}/secrets/AppSecret`, { value: f.canary });
+    await api.put(`${base}/providers/${P}/secrets/AppKey`, { value: 'public-app-key' });
+    const dev = { token: f.own.developerToken };
+    const draft = await api.post(
+      `${base}/providers/${P}/versions`,
+      {
+        name: P,
+        mode: 'script',
+        prefixUrl: elsewhere.url,
+        request: 'function (h) { h.set("x-sig", sha256(secret("AppSecret"))); }',
+      },
+      dev,
+    );
+    expect(draft.status, draft.text).toBe(201);
+    const viaPost = await api.post(
+      `${base}/providers/${P}/versions`,
+      {
+        name: P,
+        mode: 'script',
+        prefixUrl: f.upstream.url,
+        allowedHosts: [new URL(elsewhere.url).host],
+        request: `function (h) { http_post_json("${elsewhere.url}/collect", { s: secret("AppSecret") }, {}); }`,
+      },
+      dev,
+    );
+    expect(viaPost.status, viaPost.text).toBe(201);
+
+    // Signing without sending is fine: nothing leaves keygate.
+    const shown = await api.post(
+      `${base}/providers/${P}/dry-run`,
+      { version: 2, request: { path: '/a' } },
+      dev,
+    );
+    expect(shown.status, shown.text).toBe(200);
+    expect(shown.body.request.url).toBe(`${elsewhere.url}/a`);
+
+    const refusedSend = await api.post(
+      `${base}/providers/${P}/dry-run`,
+      { version: 2, request: { path: '/a' }, send: true },
+      dev,
+    );
+    expectProblem(refusedSend, 502, 'KG_EGRESS_DENIED');
+    expect(refusedSend.body.detail).toContain('active version');
+    const refusedPost = await api.post(`${base}/providers/${P}/dry-run`, { version: 3, request: {} }, dev);
+    expectProblem(refusedPost, 502, 'KG_EGRESS_DENIED');
+    expect(elsewhere.received).toHaveLength(0);
+
+    // The developer may send to the approved host, and a tenant admin wherever the draft says.
+    const approved = await api.post(
+      `${base}/providers/${P}/dry-run`,
+      { version: 1, request: { path: '/a' }, send: true },
+      dev,
+    );
+    expect(approved.status, approved.text).toBe(200);
+    const byAdmin = await api.post(
+      `${base}/providers/${P}/dry-run`,
+      { version: 2, request: { path: '/a' }, send: true },
+      { token: f.own.adminToken },
+    );
+    expect(byAdmin.status, byAdmin.text).toBe(200);
+    expect(byAdmin.body.response).toMatchObject({ status: 200, body: '{"got":"it"}' });
+    expect(elsewhere.received).toHaveLength(1);
+  });
+
+  it('signs query values as a real call would: a space is %20, a plus stays a plus', async () => {
+    const P = 'queries';
+    await api.post(`${base}/providers/${P}/versions`, {
+      name: P,
+      mode: 'script',
+      prefixUrl: f.upstream.url,
+      request: 'function (h, p) { h.set("x-q", JSON.stringify(p.get("q")) + JSON.stringify(p.get("p"))); }',
+    });
+    const res = await api.post(
+      `${base}/providers/${P}/dry-run`,
+      { version: 1, request: { method: 'GET', query: { q: 'a b', p: '1+1' } } },
+      { token: f.own.developerToken },
+    );
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.request.headers['x-q']).toBe('"a b""1+1"');
+    expect(res.body.request.url).toBe(`${f.upstream.url}/?q=a%20b&p=1%2B1`);
+  });
+
+  it('with send, answers as the proxy would: gzip decoded, JSON detected by content type', async () => {
+    const zipping = await startUpstream((req, res) => {
+      const json = req.url.startsWith('/json');
+      res.writeHead(200, {
+        'content-type': json ? 'application/json' : 'text/plain',
+        'content-encoding': 'gzip',
+      });
+      res.end(gzipSync(json ? '{"zipped":true}' : '{"looks":"like json"}'));
+    });
+    try {
+      const P = 'zipped';
+      await api.post(`${base}/providers/${P}/versions`, {
+        name: P,
+        mode: 'script',
+        prefixUrl: zipping.url,
+        request: 'function (h) { h.set("x-a", "1"); }',
+        response: 'function (respBody) { if (respBody !== null) respBody.seen = true; }',
+      });
+      const send = (path: string) =>
+        api.post(`${base}/providers/${P}/dry-run`, {
+          version: 1,
+          request: { method: 'GET', path },
+          send: true,
+        });
+      const json = await send('/json');
+      expect(json.status, json.text).toBe(200);
+      expect(JSON.parse(json.body.response.body)).toEqual({ zipped: true, seen: true });
+      expect(json.body.response.headers).not.toHaveProperty('content-encoding');
+      // text/plain is not JSON for the proxy's response script (respBody null), nor for the dry-run's.
+      const text = await send('/text');
+      expect(text.status, text.text).toBe(200);
+      expect(text.body.response.body).toBe('{"looks":"like json"}');
+    } finally {
+      await zipping.close();
+    }
   });
 });
 

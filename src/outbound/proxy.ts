@@ -5,7 +5,7 @@
  * `prepareSignedRequest` is shared with the script dry-run, so both sign exactly alike.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { KeygateError } from '../errors.ts';
+import { isKeygateError, KeygateError } from '../errors.ts';
 import {
   type HttpClient,
   type UpstreamRequest,
@@ -15,6 +15,7 @@ import {
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RequestScriptResult, ScriptHost } from '../sandbox/index.ts';
+import { createMasker } from '../secrets/mask.ts';
 import type { ProviderSecrets, SecretStore } from '../secrets/secret-store.ts';
 import { PROVIDER_NAME } from '../services/provider-config.ts';
 import { decodeContentEncoding, isJsonContentType, parseRequestBody, serializeBody } from './body.ts';
@@ -72,10 +73,25 @@ export async function proxyRequest(
   const { tenantId } = await deps.authenticateService(firstHeader(call.headers.authorization));
   const provider = await deps.providers.get(tenantId, providerName);
   const secrets = await deps.secrets.loadProviderSecrets(tenantId, provider.name);
-  const prepared = await prepareSignedRequest(deps, provider, secrets, call, { applyTokenEffects: true });
-  logScriptOutput(deps, call.requestId, provider, 'request', prepared.script?.effects.logs);
-  const upstream = await deps.http.send(prepared.wire);
-  return answerFromUpstream(deps, provider, secrets, upstream, call.requestId, prepared.sentToken);
+  try {
+    const prepared = await prepareSignedRequest(deps, provider, secrets, call, { applyTokenEffects: true });
+    logScriptOutput(deps, call.requestId, provider, 'request', prepared.script?.effects.logs);
+    const upstream = await deps.http.send(prepared.wire);
+    return await answerFromUpstream(deps, provider, secrets, upstream, call.requestId, prepared.sentToken);
+  } catch (err) {
+    throw withMaskedDetail(err, secrets.mask);
+  }
+}
+
+/**
+ * The error with its detail masked: a detail may quote what a script built (a URL, a header), and
+ * the error goes to the calling service and the log. Every such detail is masked where it is
+ * made; this is the net under them.
+ */
+export function withMaskedDetail(err: unknown, mask: (text: string) => string): unknown {
+  if (!isKeygateError(err)) return err;
+  const detail = mask(err.message);
+  return detail === err.message ? err : new KeygateError(err.code, detail, err.extra, { cause: err.cause });
 }
 
 export interface PreparedRequest {
@@ -143,7 +159,7 @@ export async function prepareSignedRequest(
   }
 
   const url = absoluteUrl(req.uri, config.prefixUrl);
-  assertEgressAllowed(provider, url);
+  assertEgressAllowed(provider, secrets, url);
   const query = samePairs(req.query, originalQuery) ? rawQuery : serializeQuery(req.query);
   if (query) url.search = url.search ? `${url.search}&${query}` : `?${query}`;
   const serialized =
@@ -172,14 +188,18 @@ export async function prepareSignedRequest(
   };
 }
 
-/** Response hook, token drop on 401, secret masking; the caller gets the upstream's status. */
-async function answerFromUpstream(
-  deps: OutboundDeps,
+/**
+ * Response hook, token drop on 401, secret masking; the caller gets the upstream's status. The
+ * dry-run shares it and passes `scriptLogs` to get the response script's log() lines.
+ */
+export async function answerFromUpstream(
+  deps: Pick<OutboundDeps, 'tokens' | 'http' | 'metrics' | 'logger'>,
   provider: LoadedProvider,
   secrets: ProviderSecrets,
   upstream: UpstreamResponse,
   requestId: string,
   sentToken: string | undefined,
+  scriptLogs?: string[],
 ): Promise<ProxyAnswer> {
   const contentEncoding = firstHeader(upstream.headers['content-encoding']);
   let body = decodeContentEncoding(upstream.body, contentEncoding, 'upstream response');
@@ -200,6 +220,7 @@ async function answerFromUpstream(
       ),
     );
     logScriptOutput(deps, requestId, provider, 'response', result.effects.logs);
+    scriptLogs?.push(...result.effects.logs);
     await applyTokenEffects(result.effects, provider, deps.tokens);
     if (result.bodyText !== null) body = Buffer.from(result.bodyText);
   }
@@ -246,7 +267,7 @@ export function scriptHost(
     tokenUrl: provider.config.tokenUrl ?? '',
     async httpPostJson(url, body, headers) {
       const target = absoluteUrl(url, provider.config.prefixUrl);
-      assertEgressAllowed(provider, target, 'http_post_json');
+      assertEgressAllowed(provider, secrets, target, 'http_post_json');
       const res = await http.send({
         method: 'POST',
         url: target.toString(),
@@ -259,16 +280,24 @@ export function scriptHost(
   };
 }
 
-export function assertEgressAllowed(provider: LoadedProvider, url: URL, what = 'request'): void {
+export function assertEgressAllowed(
+  provider: LoadedProvider,
+  secrets: ProviderSecrets,
+  url: URL,
+  what = 'request',
+): void {
   if (
-    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
-    !provider.egress.has(url.host.toLowerCase())
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    provider.egress.has(url.host.toLowerCase())
   ) {
-    throw new KeygateError(
-      'KG_EGRESS_DENIED',
-      `${what} to ${url.protocol}//${url.host} is not allowed for provider ${provider.name}; add the host to allowedHosts`,
-    );
+    return;
   }
+  // A script may have built the host from a secret, and URL parsing lower-cases host names.
+  const maskHost = createMasker(sensitiveValuesOf(secrets), { ignoreCase: true });
+  throw new KeygateError(
+    'KG_EGRESS_DENIED',
+    `${what} to ${maskHost(`${url.protocol}//${url.host}`)} is not allowed for provider ${provider.name}; add the host to allowedHosts`,
+  );
 }
 
 /** `/<provider>/<path>` of a proxy URL; the path is kept exactly as sent (not decoded). */

@@ -16,7 +16,11 @@ const MIN_FRAGMENT_LENGTH = 8;
 
 const identity: Masker = (text) => text;
 
-export function createMasker(values: Iterable<string>): Masker {
+/**
+ * `ignoreCase` is for text that was case-folded on the way, such as a URL's host name: it masks a
+ * secret whose letters changed case, at the price of a second expression (built on error paths only).
+ */
+export function createMasker(values: Iterable<string>, opts: { ignoreCase?: boolean } = {}): Masker {
   const forms = new Set<string>();
   for (const value of values) {
     if (value.length < MIN_VALUE_LENGTH) continue;
@@ -25,7 +29,7 @@ export function createMasker(values: Iterable<string>): Masker {
   if (forms.size === 0) return identity;
   // Longest first, so a value wins over any shorter value or fragment that starts at the same place.
   const alternatives = [...forms].sort((a, b) => b.length - a.length).map(escapeRegExp);
-  const pattern = new RegExp(alternatives.join('|'), 'g');
+  const pattern = new RegExp(alternatives.join('|'), opts.ignoreCase ? 'gi' : 'g');
   return (text) => text.replace(pattern, MASK);
 }
 

@@ -47,6 +47,16 @@ export function authorize(actor: Actor, permission: Permission, tenantId: string
   }
 }
 
+/** Whether the actor holds the permission for `tenantId`, as `authorize` decides, without throwing. */
+export function mayDo(actor: Actor, permission: Permission, tenantId: string | null): boolean {
+  try {
+    authorize(actor, permission, tenantId);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A stable, secret-free description of the actor for audit rows. */
 export function describeActor(actor: Actor): string {
   return JSON.stringify(
