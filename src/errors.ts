@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   KG_PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   KG_INTERNAL: { status: 500, title: 'Internal gateway error' },
   KG_NOT_READY: { status: 503, title: 'Dependencies not reachable' },
+  KG_HEADERS_TOO_LARGE: { status: 431, title: 'Request headers too large' },
+  KG_REQUEST_TIMEOUT: { status: 408, title: 'Request not received in time' },
 
   // Outbound proxy
   KG_PROVIDER_NOT_FOUND: { status: 404, title: 'Unknown provider' },

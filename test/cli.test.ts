@@ -1,5 +1,6 @@
 /** The `keygate` command as a user runs it: a real child process on a temporary data dir. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,6 +139,24 @@ describe('keygate CLI', { timeout: 180_000 }, () => {
     const rollback = await keygate(['provider', 'rollback', '--tenant', 'acme', 'seed-pay', '--json'], env);
     expect(rollback.code).toBe(1); // version 1 is active and there is nothing older
     expect(rollback.stderr).toContain('KG_CONFLICT');
+  });
+
+  it('serve exits non-zero, with every listener closed, when one of its ports is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const res = await keygate(['serve', '--roles', 'outbound,admin'], {
+        ...env,
+        KEYGATE_HOST: '127.0.0.1',
+        KEYGATE_OUTBOUND_PORT: '0',
+        KEYGATE_ADMIN_PORT: String(port),
+      });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`admin listener cannot listen on 127.0.0.1:${port}: EADDRINUSE`);
+    } finally {
+      taken.close();
+    }
   });
 
   it('stops at start-up with a message naming a wrong DATABASE_URL or KMS setting', async () => {

@@ -3,6 +3,7 @@
  * store and limiter): whatever the signature headers, path and query, the gateway answers 2xx or
  * 4xx, promptly, and keeps serving.
  */
+import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -233,4 +234,40 @@ describe('fuzzing headers, path and query through the real listener', () => {
     // A request that is all valid still goes through after the storm.
     expect((await send(gw.inboundUrl, '/orders?a=1', { key })).status).toBe(200);
   }, 120_000);
+});
+
+describe('bytes that are not HTTP', () => {
+  /** Writes `bytes` on a fresh connection and reads until the gateway closes it. */
+  const exchange = (bytes: string) =>
+    new Promise<string>((resolve, reject) => {
+      const { hostname, port } = new URL(gw.inboundUrl);
+      const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
+      const chunks: Buffer[] = [];
+      socket.on('data', (c) => chunks.push(c));
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.on('error', reject);
+      socket.setTimeout(10_000, () => socket.destroy(new Error('no answer')));
+    });
+
+  it.each([
+    ['garbage', 'HELLO THERE\r\n\r\n', 400, 'KG_BAD_REQUEST'],
+    ['a bad header line', 'GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n', 400, 'KG_BAD_REQUEST'],
+    [
+      'headers above 16 KiB',
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'KG_HEADERS_TOO_LARGE',
+    ],
+  ])(
+    '%s get problem+json with Keygate-Error, and the connection is closed',
+    async (_, bytes, status, code) => {
+      const answer = await exchange(bytes);
+      const [head, body] = answer.split('\r\n\r\n');
+      expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(head).toContain(`Keygate-Error: ${code}`);
+      expect(head).toContain('content-type: application/problem+json');
+      expect(JSON.parse(body!)).toMatchObject({ status, code, requestId: expect.stringMatching(/^req_/) });
+      expect((await fetch(`${gw.inboundUrl}/healthz`)).status).toBe(200);
+    },
+  );
 });

@@ -3,13 +3,22 @@
  * gracefully: stop accepting, let in-flight requests finish (bounded), then close the services
  * (which flushes the inbound audit queue).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { createAdminApp } from '../admin/app.ts';
 import type { ListenerRole } from '../config.ts';
-import type { Services } from './create-services.ts';
-import { handleHealth } from './http.ts';
+import { ERROR_HEADER, KeygateError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors.ts';
+import { newId } from '../ids.ts';
+import { type Services, StartupError } from './create-services.ts';
+import { handleHealth, requestIdOf, sendProblem } from './http.ts';
 import { createInboundHandler } from './inbound-listener.ts';
 import { createOutboundHandler } from './outbound-listener.ts';
 
@@ -18,6 +27,12 @@ export interface RunningServer {
   /** Graceful stop; resolves when every listener and service is closed. */
   close(): Promise<void>;
 }
+
+const PORT_VARIABLES: Record<ListenerRole, string> = {
+  outbound: 'KEYGATE_OUTBOUND_PORT',
+  admin: 'KEYGATE_ADMIN_PORT',
+  inbound: 'KEYGATE_INBOUND_PORT',
+};
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
@@ -29,24 +44,33 @@ export async function startServer(
   const host = opts.host ?? services.config.host;
   const servers: Array<{ role: ListenerRole; server: Server }> = [];
   const closers: Array<() => Promise<void>> = [];
-  for (const role of roles) {
-    const built = await buildHandler(services, role);
-    if (built.close) closers.push(built.close);
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
-      built.handler(req, res).catch((err: unknown) => {
-        services.logger.error({ err, role }, 'unhandled listener error');
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
+  try {
+    for (const role of roles) {
+      const built = await buildHandler(services, role);
+      if (built.close) closers.push(built.close);
+      const server = createListener(services, role, built.handler);
+      const port = opts.ports?.[role] ?? services.config.ports[role];
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            new StartupError(
+              `${role} listener cannot listen on ${host}:${port}: ${err.code ?? err.message} (set ${PORT_VARIABLES[role]} or KEYGATE_HOST)`,
+            ),
+          ),
+        );
+        server.listen(port, host, () => resolve());
       });
-    });
-    const port = opts.ports?.[role] ?? services.config.ports[role];
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new Error(`${role} listener cannot listen on ${host}:${port}: ${err.code ?? err.message}`)),
-      );
-      server.listen(port, host, () => resolve());
-    });
-    servers.push({ role, server });
+      servers.push({ role, server });
+    }
+  } catch (err) {
+    // A later listener failed (its port is taken): close the ones already listening, so the
+    // process does not go on serving half of what was asked and can exit with the error.
+    for (const { server } of servers) {
+      server.close();
+      server.closeAllConnections();
+    }
+    for (const close of closers) await close().catch(() => {});
+    throw err;
   }
   const ports: Partial<Record<ListenerRole, number>> = {};
   for (const { role, server } of servers) ports[role] = (server.address() as AddressInfo).port;
@@ -83,6 +107,51 @@ export async function startServer(
       return closing;
     },
   };
+}
+
+function createListener(services: Services, role: ListenerRole, handler: Handler): Server {
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
+    handler(req, res).catch((err: unknown) => {
+      services.logger.error({ err, role }, 'unhandled listener error');
+      if (res.headersSent) res.destroy();
+      else sendProblem(res, err, requestIdOf(req));
+    });
+  });
+  // Bytes that are not HTTP never reach a handler: answer them with problem+json too (Node's
+  // default is a bare status line), then close the connection as Node would.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // As Node's own handler: a response already under way on the socket cannot be followed by another.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+    if (!socket.writable || err.code === 'ECONNRESET' || current?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    socket.end(clientErrorAnswer(err), () => socket.destroy());
+  });
+  return server;
+}
+
+/** The raw HTTP answer for a request the parser refused: 431, 408, or 400. */
+export function clientErrorAnswer(err: NodeJS.ErrnoException): string {
+  const problem = toProblem(
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new KeygateError('KG_HEADERS_TOO_LARGE')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new KeygateError('KG_REQUEST_TIMEOUT')
+        : new KeygateError('KG_BAD_REQUEST', 'the request is not valid HTTP/1.1'),
+    newId('req'),
+  );
+  const body = JSON.stringify(problem);
+  return [
+    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}`,
+    `content-type: ${PROBLEM_CONTENT_TYPE}`,
+    `content-length: ${Buffer.byteLength(body)}`,
+    `${ERROR_HEADER}: ${problem.code}`,
+    `x-request-id: ${problem.requestId}`,
+    'connection: close',
+    '',
+    body,
+  ].join('\r\n');
 }
 
 async function buildHandler(

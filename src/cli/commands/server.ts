@@ -55,7 +55,10 @@ export const serverCommands: Command[] = [
       const roles = parseRoles(args.values.roles as string | undefined);
       const config = loadConfig(io.env);
       const services = await createServices(config);
-      const server = await startServer(services, roles);
+      const server = await startServer(services, roles).catch(async (err: unknown) => {
+        await services.close();
+        throw err;
+      });
       return runUntilSignal(io, server);
     },
   },
