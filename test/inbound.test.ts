@@ -428,6 +428,25 @@ describe('every refusal has its code, its status and an audit row', () => {
     expect(res.headers['ratelimit-policy']).toBe('"default";q=1000;w=1');
   });
 
+  it('a signature in the wrong form (upper-case hex) gets 401 with canonicalSha256 too', async () => {
+    const headers = signExactly(key, 'GET', '/orders/7', '');
+    const res = await send(gw.inboundUrl, '/orders/7', {
+      headers: { ...headers, 'X-Signature': headers['X-Signature']!.toUpperCase() },
+    });
+    const problem = expectProblem(res, 401, 'KG_SIGNATURE_MISMATCH') as unknown as Record<string, string>;
+    expect(problem.detail).toContain('64 lowercase hex characters');
+    const canonical = canonicalString({
+      method: 'GET',
+      path: '/orders/7',
+      rawQuery: '',
+      keyId: key.keyId,
+      timestamp: headers['X-Timestamp']!,
+      nonce: headers['X-Nonce']!,
+      bodySha256Hex: sha256Hex(''),
+    });
+    expect(problem.canonicalSha256).toBe(createHash('sha256').update(canonical).digest('hex'));
+  });
+
   it('a replayed nonce is refused, whatever else changes', async () => {
     const nonce = `replay-${Date.now()}-abcdef`;
     expect((await call('/orders', { sign: { nonce } })).status).toBe(200);

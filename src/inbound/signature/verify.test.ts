@@ -136,9 +136,12 @@ describe('parseSignatureHeaders', () => {
     }
   });
 
-  it.each([['A'.repeat(64)], ['a'.repeat(63)], ['g'.repeat(64)]])('rejects the signature %s', (signature) => {
-    expect(errorCode(() => parse({ ...VALID, 'X-Signature': signature }))).toBe('KG_SIGNATURE_MISMATCH');
-  });
+  it.each([['A'.repeat(64)], ['a'.repeat(63)], ['g'.repeat(64)]])(
+    'leaves the signature %s to verifyPartnerSignature, which can name the canonical string',
+    (signature) => {
+      expect(errorCode(() => parse({ ...VALID, 'X-Signature': signature }))).toBe('no error');
+    },
+  );
 
   it('rejects a key id we could not have issued', () => {
     expect(errorCode(() => parse({ ...VALID, 'X-Api-Key': 'k'.repeat(129) }))).toBe('KG_KEY_UNKNOWN');
@@ -203,6 +206,15 @@ describe('verifyPartnerSignature', () => {
     const everything = JSON.stringify({ message: err.message, extra: err.extra });
     expect(everything).not.toContain('secret');
     expect(everything).not.toContain(sign('old-secret'));
+  });
+
+  it('fails a malformed signature with the format named and canonicalSha256', () => {
+    for (const signatureHex of [sign('old-secret').toUpperCase(), sign('old-secret').slice(2), 'x']) {
+      const err = catchError(() => verifyPartnerSignature({ canonical, signatureHex, secrets }));
+      expect(err.code).toBe('KG_SIGNATURE_MISMATCH');
+      expect(err.message).toContain('64 lowercase hex characters');
+      expect(err.extra).toEqual({ canonicalSha256: createHash('sha256').update(canonical).digest('hex') });
+    }
   });
 
   it('fails when the key has no live secret, or the signature is malformed', () => {

@@ -48,8 +48,8 @@ const SIGNATURE_PATTERN = /^[0-9a-f]{64}$/;
 /**
  * Reads and checks the four signature headers. Throws, in this order of headers, the first of:
  * KG_AUTH_HEADER_MISSING, KG_AUTH_HEADER_DUPLICATED, KG_KEY_UNKNOWN (not a key id we could have
- * issued), KG_TIMESTAMP_INVALID, KG_TIMESTAMP_STALE, KG_NONCE_INVALID, KG_SIGNATURE_MISMATCH (not
- * 64 lowercase hex characters).
+ * issued), KG_TIMESTAMP_INVALID, KG_TIMESTAMP_STALE, KG_NONCE_INVALID. X-Signature is checked by
+ * verifyPartnerSignature.
  */
 export function parseSignatureHeaders(
   headers: HeaderLookup | HeaderRecord,
@@ -74,9 +74,8 @@ export function parseSignatureHeaders(
   if (!NONCE_PATTERN.test(nonce)) {
     throw new KeygateError('KG_NONCE_INVALID', 'X-Nonce must be 16 to 64 characters of A-Z a-z 0-9 _ -');
   }
-  if (!SIGNATURE_PATTERN.test(signatureHex)) {
-    throw new KeygateError('KG_SIGNATURE_MISMATCH', 'X-Signature must be 64 lowercase hex characters');
-  }
+  // A malformed X-Signature is refused by verifyPartnerSignature, with canonicalSha256 like any
+  // other mismatch: the partner's canonical string may be wrong as well as its encoding.
   return { keyId, timestamp, timestampSeconds, nonce, signatureHex };
 }
 
@@ -107,9 +106,12 @@ export function verifyPartnerSignature(input: {
     if (equal && wellFormed && matchedVersion === undefined) matchedVersion = version;
   }
   if (matchedVersion === undefined) {
+    const problem = wellFormed
+      ? 'X-Signature does not match'
+      : 'X-Signature must be 64 lowercase hex characters';
     throw new KeygateError(
       'KG_SIGNATURE_MISMATCH',
-      'X-Signature does not match; compare canonicalSha256 with the SHA-256 of your canonical string',
+      `${problem}; compare canonicalSha256 with the SHA-256 of your canonical string`,
       { canonicalSha256: sha256Hex(canonical) },
     );
   }
