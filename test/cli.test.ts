@@ -141,6 +141,17 @@ describe('keygate CLI', { timeout: 180_000 }, () => {
     expect(rollback.stderr).toContain('KG_CONFLICT');
   });
 
+  it('leaves migrations to `keygate migrate` when KEYGATE_MIGRATE_ON_START=false', async () => {
+    const own = { KEYGATE_DATA_DIR: path.join(dir, 'unmigrated'), KEYGATE_MIGRATE_ON_START: 'false' };
+    const before = await keygate(['tenant', 'create', 'early'], own);
+    expect(before.code).toBe(1);
+    expect(before.stderr).toContain('cannot use the database');
+    const migrated = await keygate(['migrate', '--json'], own);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(JSON.parse(migrated.stdout).applied.length).toBeGreaterThan(0);
+    expect((await keygate(['tenant', 'create', 'early'], own)).code).toBe(0);
+  });
+
   it('serve exits non-zero, with every listener closed, when one of its ports is taken', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
