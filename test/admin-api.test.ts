@@ -749,6 +749,12 @@ describe('admin audit log', () => {
     );
     expect(byApi.actor).toMatchObject({ kind: 'admin', role: 'gateway_admin' });
     expect(byApi.before).toMatchObject({ activeVersion: expect.any(Number) });
+    // Every change says what it changed: a before state, an after state, or both.
+    for (const e of res.body.items) {
+      expect(e.before ?? e.after, `${e.action} records neither before nor after`).toBeTruthy();
+    }
+    const revoked = res.body.items.find((e: { action: string }) => e.action === 'service-token.revoke');
+    expect(revoked).toMatchObject({ before: { revokedAt: null }, after: { revokedAt: expect.any(String) } });
 
     const seen: string[] = [];
     let cursor: string | null = null;

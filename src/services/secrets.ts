@@ -65,6 +65,7 @@ export async function deleteSecret(
       action: 'secret.delete',
       targetType: 'secret',
       targetId: `${input.provider}/${input.name}`,
+      before: { value: '****' },
     });
   });
   ctx.secrets.invalidate(tenantId, input.provider);

@@ -76,9 +76,10 @@ export async function revokeServiceToken(
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'service-token.manage', tenantId);
   await ctx.db.transaction().execute(async (trx) => {
+    const revokedAt = toDbTime();
     const res = await trx
       .updateTable('service_tokens')
-      .set({ revoked_at: toDbTime() })
+      .set({ revoked_at: revokedAt })
       .where('id', '=', id)
       .where('tenant_id', '=', tenantId)
       .where('revoked_at', 'is', null)
@@ -90,6 +91,8 @@ export async function revokeServiceToken(
       action: 'service-token.revoke',
       targetType: 'service_token',
       targetId: id,
+      before: { revokedAt: null },
+      after: { revokedAt },
     });
   });
   await ctx.configEvents.publish(tenantId, SERVICE_TOKENS_TOPIC);
@@ -238,9 +241,10 @@ export async function revokeAdminToken(
 ): Promise<void> {
   const tenantId = await authorizeAdminTokenScope(ctx, actor, input.tenant);
   await ctx.db.transaction().execute(async (trx) => {
+    const revokedAt = toDbTime();
     let update = trx
       .updateTable('admin_tokens')
-      .set({ revoked_at: toDbTime() })
+      .set({ revoked_at: revokedAt })
       .where('id', '=', input.id)
       .where('revoked_at', 'is', null);
     update =
@@ -253,6 +257,8 @@ export async function revokeAdminToken(
       action: 'admin-token.revoke',
       targetType: 'admin_token',
       targetId: input.id,
+      before: { revokedAt: null },
+      after: { revokedAt },
     });
   });
 }
