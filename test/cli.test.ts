@@ -1,4 +1,5 @@
 /** The `keygate` command as a user runs it: a real child process on a temporary data dir. */
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import os from 'node:os';
@@ -7,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runKeygateProcess } from './helpers/cli.ts';
 
 const keygate = runKeygateProcess;
+const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+const hasScriptCommand = spawnSync('script', ['--version']).status === 0;
 
 describe('keygate CLI', { timeout: 180_000 }, () => {
   let dir: string;
@@ -139,6 +142,50 @@ describe('keygate CLI', { timeout: 180_000 }, () => {
     const rollback = await keygate(['provider', 'rollback', '--tenant', 'acme', 'seed-pay', '--json'], env);
     expect(rollback.code).toBe(1); // version 1 is active and there is nothing older
     expect(rollback.stderr).toContain('KG_CONFLICT');
+  });
+
+  it.skipIf(!hasScriptCommand)('secret set at a terminal reads the value without echoing it', async () => {
+    const own = { KEYGATE_DATA_DIR: path.join(dir, 'tty') };
+    expect((await keygate(['tenant', 'create', 'tty'], own)).code).toBe(0);
+    const provider = path.join(dir, 'tty.json');
+    writeFileSync(
+      provider,
+      JSON.stringify({
+        name: 'typed',
+        mode: 'script',
+        prefixUrl: 'http://127.0.0.1:9',
+        request: 'function (h) { h.set("x-len", String(secret("AppSecret").length)); }',
+      }),
+    );
+    expect((await keygate(['provider', 'apply', '--tenant', 'tty', '-f', provider], own)).code).toBe(0);
+
+    // util-linux `script` runs the command on a real pseudo-terminal fed from our pipe.
+    const value = 'TypedAtATerminal42';
+    const command = [process.execPath, '--no-node-snapshot', '--disable-warning=ExperimentalWarning', MAIN]
+      .concat(['secret', 'set', '--tenant', 'tty', 'typed', 'AppSecret'])
+      .map((word) => `'${word}'`)
+      .join(' ');
+    const child = spawn('script', ['-qfec', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, KEYGATE_LOG_LEVEL: 'warn', ...own },
+    });
+    let screen = '';
+    child.stdout.on('data', (d) => {
+      screen += d;
+      if (screen.includes('typing is not shown') && !child.stdin.writableEnded) child.stdin.end(`${value}\r`);
+    });
+    const noPrompt = setTimeout(() => child.kill(), 20_000);
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    clearTimeout(noPrompt);
+    expect(code, screen).toBe(0);
+    expect(screen).toContain('secret typed/AppSecret set (version 1)');
+    expect(screen).not.toContain(value);
+
+    // Stored as typed: the Enter is not part of it.
+    const sample = path.join(dir, 'tty-sample.json');
+    writeFileSync(sample, JSON.stringify({ method: 'GET', path: '/' }));
+    const dry = await keygate(['script', 'test', '--tenant', 'tty', 'typed', '-f', sample, '--json'], own);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout).request.headers['x-len']).toBe(String(value.length));
   });
 
   it('leaves migrations to `keygate migrate` when KEYGATE_MIGRATE_ON_START=false', async () => {

@@ -108,6 +108,50 @@ export async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * A secret value from stdin, one trailing newline dropped. At a terminal it is typed blind: the
+ * terminal's echo is off while it is read (Enter ends it, Ctrl-C cancels), so the value never
+ * shows on the screen or in its scrollback.
+ */
+export async function readSecretFromStdin(io: CommandIo, prompt: string): Promise<string> {
+  const tty = io.stdin as NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => void };
+  if (!tty.isTTY || typeof tty.setRawMode !== 'function') {
+    return (await readStdin(io.stdin)).replace(/\r?\n$/, '');
+  }
+  io.stderr.write(`${prompt} (typing is not shown; Enter to finish): `);
+  tty.setRawMode(true);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let value = '';
+      const onData = (chunk: Buffer | string) => {
+        for (const ch of String(chunk)) {
+          if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+            finish();
+            resolve(value);
+            return;
+          }
+          if (ch === '\u0003') {
+            finish();
+            reject(new UsageError('cancelled: no secret was set'));
+            return;
+          }
+          if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+          else value += ch;
+        }
+      };
+      const finish = () => {
+        tty.removeListener('data', onData);
+        tty.pause();
+        io.stderr.write('\n');
+      };
+      tty.on('data', onData);
+      tty.resume();
+    });
+  } finally {
+    tty.setRawMode(false);
+  }
+}
+
 /** `3600s`, `90m`, `12h`, `30d` or plain seconds. */
 export function parseDuration(text: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(text.trim());

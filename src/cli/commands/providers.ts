@@ -3,7 +3,14 @@ import path from 'node:path';
 import { dryRunScript } from '../../outbound/dry-run.ts';
 import { applyProviderVersion, rollbackProvider } from '../../services/providers.ts';
 import { setSecret } from '../../services/secrets.ts';
-import { type Command, output, readStdin, requirePositional, requireString, UsageError } from '../args.ts';
+import {
+  type Command,
+  output,
+  readSecretFromStdin,
+  requirePositional,
+  requireString,
+  UsageError,
+} from '../args.ts';
 import { CLI_ACTOR, withServices } from '../context.ts';
 
 /**
@@ -73,7 +80,8 @@ export const providerCommands: Command[] = [
   {
     name: 'secret set',
     usage: 'secret set --tenant T PROVIDER NAME [--not-sensitive] [--json] < value',
-    summary: 'Sets a provider secret from stdin (one trailing newline is dropped). Never echoes it.',
+    summary:
+      'Sets a provider secret from stdin (one trailing newline is dropped); at a terminal it is typed without echo. Never printed.',
     options: {
       tenant: { type: 'string' },
       'not-sensitive': { type: 'boolean' },
@@ -83,7 +91,7 @@ export const providerCommands: Command[] = [
       const tenant = requireString(args, 'tenant');
       const provider = requirePositional(args, 0, 'PROVIDER');
       const name = requirePositional(args, 1, 'NAME');
-      const value = (await readStdin(io.stdin)).replace(/\r?\n$/, '');
+      const value = await readSecretFromStdin(io, `value of ${provider}/${name}`);
       if (!value) throw new UsageError('no secret value on stdin');
       const sensitive =
         args.values['not-sensitive'] === true ? false : args.values.sensitive === true ? true : undefined;
