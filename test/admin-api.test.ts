@@ -950,6 +950,39 @@ describe('partner keys and inbound routes', () => {
     expectProblem(await patch(keyId, { burst: 5 }), 409, 'KG_CONFLICT');
   });
 
+  it('gives keys scopes at creation and replaces them with PUT .../scopes; routes take a scope rule', async () => {
+    const created = await api.post(`${base}/partner-keys`, {
+      name: 'scoped',
+      scopes: ['b:read', 'a:read', 'a:read'],
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.scopes).toEqual(['a:read', 'b:read']);
+    const path = `${base}/partner-keys/${created.body.keyId}/scopes`;
+    const replaced = await api.put(path, { scopes: ['c:write'] }, { token: f.own.adminToken });
+    expect(replaced.status, replaced.text).toBe(200);
+    expect(replaced.body.scopes).toEqual(['c:write']);
+    expect((await api.put(path, { scopes: [] })).body.scopes).toEqual([]);
+    const bad = await api.put(path, { scopes: ['no spaces'] });
+    expectProblem(bad, 400, 'KG_VALIDATION_FAILED');
+    expect(bad.body.errors[0].path).toBe('scopes');
+    expectProblem(
+      await api.put(path, { scopes: ['x'] }, { token: f.own.developerToken }),
+      403,
+      'KG_FORBIDDEN',
+    );
+    const audit = await api.get(`${base}/admin-audit?action=partner-key.set-scopes`);
+    expect(audit.body.items[0]).toMatchObject({ before: { scopes: ['c:write'] }, after: { scopes: [] } });
+
+    const route = await api.post(`${base}/routes`, {
+      prefix: '/scoped',
+      upstream: 'http://orders.internal:8000',
+      scopes: ['a:read'],
+    });
+    expect(route.status, route.text).toBe(201);
+    expect(route.body).toMatchObject({ keyIds: null, scopes: ['a:read'] });
+    expect((await api.delete(`${base}/routes/${route.body.id}`)).status).toBe(204);
+  });
+
   it('adds, lists and removes inbound routes', async () => {
     const added = await api.post(`${base}/routes`, {
       prefix: '/orders',
@@ -957,7 +990,7 @@ describe('partner keys and inbound routes', () => {
       timeoutMs: 2000,
     });
     expect(added.status).toBe(201);
-    expect(added.body).toMatchObject({ prefix: '/orders', timeoutMs: 2000, keyIds: null });
+    expect(added.body).toMatchObject({ prefix: '/orders', timeoutMs: 2000, keyIds: null, scopes: null });
     expectProblem(
       await api.post(`${base}/routes`, { prefix: '/orders', upstream: 'http://x.internal' }),
       409,

@@ -189,6 +189,14 @@ const MATRIX: Record<string, RouteExpectation> = {
     success: 200,
     prepare: async (t) => ({ params: { keyId: (await newPartnerKey(t)).keyId }, body: { burst: 5 } }),
   },
+  'PUT /admin/v1/tenants/{tenant}/partner-keys/{keyId}/scopes': {
+    allowed: ADMINS,
+    success: 200,
+    prepare: async (t) => ({
+      params: { keyId: (await newPartnerKey(t)).keyId },
+      body: { scopes: ['orders:read'] },
+    }),
+  },
   'POST /admin/v1/tenants/{tenant}/partner-keys/{keyId}/rotate': {
     allowed: ADMINS,
     success: 201,

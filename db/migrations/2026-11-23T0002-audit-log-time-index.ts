@@ -1,6 +1,6 @@
 // The gateway-wide inbound audit listing (a gateway admin's, across tenants) reads the newest rows
 // first: without an index on the time it sorted the whole audit_log for every page.
-import type { Kysely } from 'kysely';
+import { type Kysely, SqliteAdapter } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -11,5 +11,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.dropIndex('audit_log_time').on('audit_log').execute();
+  // MySQL names the table of an index to drop; SQLite's DROP INDEX takes no ON clause.
+  const drop = db.schema.dropIndex('audit_log_time');
+  await (db.getExecutor().adapter instanceof SqliteAdapter ? drop : drop.on('audit_log')).execute();
 }

@@ -100,6 +100,7 @@ const OPTION_HELP: Record<string, string> = {
   upstream: 'internal upstream URL',
   'timeout-ms': 'upstream timeout in milliseconds',
   keys: 'comma-separated partner key ids allowed (default: all keys of the tenant)',
+  scopes: 'comma-separated scopes, e.g. orders:read,orders:write ("" for none)',
 };
 
 export async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {

@@ -235,7 +235,7 @@ async function claimNonceAndSpendQuota(
 }
 
 async function findRoute(deps: InboundDeps, key: PartnerKeyForGateway, path: string): Promise<InboundRoute> {
-  return selectRoute(await deps.routes.get(key.tenantId), path, key.keyId);
+  return selectRoute(await deps.routes.get(key.tenantId), path, key);
 }
 
 /** Path and query unchanged; partner credentials and hop-by-hop headers dropped; ours added. */

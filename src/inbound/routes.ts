@@ -1,6 +1,6 @@
 /**
  * The inbound route table: per tenant, longest path prefix wins; a route may restrict which
- * partner keys call it. Cached per tenant like partner keys (short TTL, last-known-good).
+ * partner keys call it, by id or by scope. Cached per tenant like partner keys (short TTL, last-known-good).
  */
 import { KeygateError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -14,8 +14,10 @@ export interface InboundRoute {
   /** Origin plus optional base path, without a trailing slash. */
   upstream: string;
   timeoutMs: number;
-  /** null = every key of the tenant. */
+  /** Keys listed by id; null = no list. */
   allowedKeys: ReadonlySet<string> | null;
+  /** Keys holding one of these scopes; null = no scope rule. Both null = every key of the tenant. */
+  allowedScopes: ReadonlySet<string> | null;
 }
 
 /** A tenant's routes, longest prefix first. */
@@ -46,25 +48,37 @@ export function compileRoutes(rows: Parameters<typeof toRouteView>[0][]): RouteT
       upstream: r.upstream,
       timeoutMs: r.timeoutMs,
       allowedKeys: r.keyIds === null ? null : new Set(r.keyIds),
+      allowedScopes: r.scopes === null ? null : new Set(r.scopes),
     }))
     .sort((a, b) => b.prefix.length - a.prefix.length);
 }
 
 /**
- * The route for `path` that `keyId` may call: the longest prefix that matches on a segment
+ * The route for `path` that `key` may call: the longest prefix that matches on a segment
  * boundary (`/orders` matches `/orders` and `/orders/7`, not `/ordersx`). Throws
- * KG_ROUTE_NOT_FOUND when no prefix matches, KG_ROUTE_FORBIDDEN when the key is not listed.
+ * KG_ROUTE_NOT_FOUND when no prefix matches, KG_ROUTE_FORBIDDEN when the route lists keys or
+ * scopes and the key is neither listed nor holds one of the scopes.
  */
-export function selectRoute(table: RouteTable | undefined, path: string, keyId: string): InboundRoute {
+export function selectRoute(
+  table: RouteTable | undefined,
+  path: string,
+  key: { keyId: string; scopes: ReadonlySet<string> },
+): InboundRoute {
   const route = table?.find(
     (r) =>
       r.prefix === '/' || path === r.prefix || (path.startsWith(r.prefix) && path[r.prefix.length] === '/'),
   );
   if (!route) throw new KeygateError('KG_ROUTE_NOT_FOUND', `no route for ${truncate(path)}`);
-  if (route.allowedKeys && !route.allowedKeys.has(keyId)) {
+  if ((route.allowedKeys || route.allowedScopes) && !mayCall(route, key)) {
     throw new KeygateError('KG_ROUTE_FORBIDDEN', `this key may not call ${route.prefix}`);
   }
   return route;
+}
+
+function mayCall(route: InboundRoute, key: { keyId: string; scopes: ReadonlySet<string> }): boolean {
+  if (route.allowedKeys?.has(key.keyId)) return true;
+  if (route.allowedScopes) for (const scope of key.scopes) if (route.allowedScopes.has(scope)) return true;
+  return false;
 }
 
 function truncate(text: string): string {

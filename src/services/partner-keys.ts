@@ -45,6 +45,8 @@ export interface PartnerKeyView {
   policy: RateLimitPolicy;
   /** Versions of the secrets that verify, oldest first. */
   liveSecretVersions: number[];
+  /** What the key may call besides routes that list it by id (sorted; [] = none). */
+  scopes: string[];
   createdAt: string;
   revokedAt: string | null;
 }
@@ -63,6 +65,24 @@ export interface CreatePartnerKeyInput {
   periodSeconds?: number;
   burst?: number;
   onRedisDown?: OnRedisDown;
+  scopes?: readonly string[];
+}
+
+/** A scope: `orders:read`, `billing.admin`; letters, digits and `: . _ - /`, 1 to 64 characters. */
+export const SCOPE = /^[A-Za-z0-9][A-Za-z0-9:._/-]{0,63}$/;
+export const MAX_SCOPES = 32;
+
+/** Checks scopes (of a key or a route) and returns them de-duplicated and sorted. */
+export function checkScopes(path: string, scopes: readonly string[]): string[] {
+  const unique = [...new Set(scopes)].sort();
+  const bad = unique.filter((scope) => typeof scope !== 'string' || !SCOPE.test(scope));
+  const message = bad.length
+    ? `not valid scopes: ${bad.map((b) => JSON.stringify(b)).join(', ')}; a scope is 1-64 letters, digits and : . _ - / (starting with a letter or digit)`
+    : unique.length > MAX_SCOPES
+      ? `at most ${MAX_SCOPES} scopes`
+      : undefined;
+  if (message) throw new KeygateError('KG_VALIDATION_FAILED', message, { errors: [{ path, message }] });
+  return unique;
 }
 
 /** `10/s`, `600/m`, `5/10s`, `1000/h`, `20000/d` -> requests per period. */
@@ -105,6 +125,7 @@ export async function createPartnerKey(
     onRedisDown: input.onRedisDown ?? DEFAULT_PARTNER_KEY_POLICY.onRedisDown,
   };
   checkPolicy(policy);
+  const scopes = checkScopes('scopes', input.scopes ?? []);
   const keyId = newId('pk');
   const secret = newPartnerSecret();
   const sealed = await ctx.secrets.seal(partnerSecretAad(keyId, 1), secret);
@@ -121,6 +142,7 @@ export async function createPartnerKey(
     status: 'active',
     created_at: now,
     revoked_at: null,
+    scopes: scopes.length ? JSON.stringify(scopes) : null,
   };
   await ctx.db.transaction().execute(async (trx) => {
     await trx.insertInto('partner_keys').values(row).execute();
@@ -343,6 +365,35 @@ export async function updatePartnerKeyPolicy(
   return view;
 }
 
+/** Replaces the key's scopes (an empty list removes them all); every node applies it at once. */
+export async function setPartnerKeyScopes(
+  ctx: ServiceContext,
+  actor: Actor,
+  input: { tenant: string; keyId: string; scopes: readonly string[] },
+): Promise<PartnerKeyView> {
+  const tenantId = await resolveTenantId(ctx.db, input.tenant);
+  authorize(actor, 'partner-key.manage', tenantId);
+  const scopes = checkScopes('scopes', input.scopes);
+  const view = await ctx.db.transaction().execute(async (trx) => {
+    const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
+    if (key.status === 'revoked') throw new KeygateError('KG_CONFLICT', `partner key ${key.id} is revoked`);
+    const column = scopes.length ? JSON.stringify(scopes) : null;
+    await trx.updateTable('partner_keys').set({ scopes: column }).where('id', '=', key.id).execute();
+    await recordAdminAudit(trx, actor, {
+      tenantId,
+      action: 'partner-key.set-scopes',
+      targetType: 'partner_key',
+      targetId: key.id,
+      before: { scopes: scopesOf(key.scopes) },
+      after: { scopes },
+    });
+    const live = (await secretVersions(trx, key.id)).filter((v) => v.live).map((v) => v.version);
+    return toView({ ...key, scopes: column }, live);
+  });
+  await announceKeyChange(ctx, tenantId, input.keyId);
+  return view;
+}
+
 export async function listPartnerKeys(
   ctx: ServiceContext,
   actor: Actor,
@@ -398,6 +449,7 @@ export interface PartnerKeyForGateway {
   tenantId: string;
   status: 'active' | 'revoked';
   policy: RateLimitPolicy;
+  scopes: ReadonlySet<string>;
   /** Live secrets, oldest first; values stay in memory only. */
   secrets: Array<{ version: number; secret: string }>;
 }
@@ -416,7 +468,14 @@ export async function loadPartnerKeyForGateway(
   if (!key) return undefined;
   const view = toView(key, []);
   if (key.status === 'revoked')
-    return { keyId, tenantId: key.tenant_id, status: 'revoked', policy: view.policy, secrets: [] };
+    return {
+      keyId,
+      tenantId: key.tenant_id,
+      status: 'revoked',
+      policy: view.policy,
+      scopes: new Set(view.scopes),
+      secrets: [],
+    };
   const rows = await deps.db
     .selectFrom('partner_key_secrets')
     .select(['version', 'ciphertext', 'wrapped_key', 'kms_key_id'])
@@ -434,7 +493,14 @@ export async function loadPartnerKeyForGateway(
       }),
     })),
   );
-  return { keyId, tenantId: key.tenant_id, status: 'active', policy: view.policy, secrets };
+  return {
+    keyId,
+    tenantId: key.tenant_id,
+    status: 'active',
+    policy: view.policy,
+    scopes: new Set(view.scopes),
+    secrets,
+  };
 }
 
 function newPartnerSecret(): string {
@@ -510,12 +576,17 @@ function toView(key: PartnerKey, liveSecretVersions: number[]): PartnerKeyView {
       onRedisDown: key.on_redis_down,
     },
     liveSecretVersions,
+    scopes: scopesOf(key.scopes),
     createdAt: key.created_at,
     revokedAt: key.revoked_at,
   };
 }
 
+function scopesOf(column: string | null): string[] {
+  return column === null ? [] : (JSON.parse(column) as string[]);
+}
+
 function auditView(key: PartnerKey, liveSecretVersions: number[]) {
-  const { keyId, name, status, policy } = toView(key, liveSecretVersions);
-  return { keyId, name, status, policy, liveSecretVersions };
+  const { keyId, name, status, policy, scopes } = toView(key, liveSecretVersions);
+  return { keyId, name, status, policy, scopes, liveSecretVersions };
 }

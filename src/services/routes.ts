@@ -1,6 +1,7 @@
 /**
  * Inbound routes: per tenant, a path prefix maps to an internal upstream with its own timeout, and
- * optionally lists the partner keys allowed on it (none listed = every key of the tenant).
+ * optionally lists the partner keys allowed on it, by id or by scope (neither listed = every key of
+ * the tenant).
  */
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
@@ -9,7 +10,7 @@ import type { Route } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
-import { existingPartnerKeyIds } from './partner-keys.ts';
+import { checkScopes, existingPartnerKeyIds } from './partner-keys.ts';
 import { resolveTenantId } from './tenants.ts';
 
 export const DEFAULT_ROUTE_TIMEOUT_MS = 5000;
@@ -26,6 +27,11 @@ export interface RouteView {
   timeoutMs: number;
   /** null = every key of the tenant; [] = no key (the route is closed). */
   keyIds: string[] | null;
+  /**
+   * Keys holding one of these scopes may call the route too; null = no scope rule. The route is
+   * open to every key of the tenant only when both lists are null.
+   */
+  scopes: string[] | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -36,6 +42,7 @@ export interface AddRouteInput {
   upstream: string;
   timeoutMs?: number;
   keyIds?: string[] | null;
+  scopes?: string[] | null;
 }
 
 // RFC 3986 pchar plus '/': what a path may hold without being re-encoded.
@@ -56,6 +63,7 @@ export async function addRoute(ctx: ServiceContext, actor: Actor, input: AddRout
     const unknown = keyIds.filter((k) => !known.has(k));
     if (unknown.length) throw invalid('keyIds', `not partner keys of this tenant: ${unknown.join(', ')}`);
   }
+  const scopes = input.scopes == null ? null : checkScopes('scopes', input.scopes);
   const now = toDbTime();
   const row: Route = {
     id: newId('rte'),
@@ -64,6 +72,7 @@ export async function addRoute(ctx: ServiceContext, actor: Actor, input: AddRout
     upstream,
     timeout_ms: timeoutMs,
     key_ids: keyIds ? JSON.stringify(keyIds) : null,
+    scopes: scopes ? JSON.stringify(scopes) : null,
     created_at: now,
     updated_at: now,
   };
@@ -136,6 +145,7 @@ export function toRouteView(row: Route): RouteView {
     upstream: row.upstream,
     timeoutMs: Number(row.timeout_ms),
     keyIds: row.key_ids === null ? null : (JSON.parse(row.key_ids) as string[]),
+    scopes: row.scopes === null ? null : (JSON.parse(row.scopes) as string[]),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

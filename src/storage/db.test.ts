@@ -1,7 +1,8 @@
+import { Migrator } from 'kysely/migration';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
 import { fromDbTime, toDbTime } from './db.ts';
-import { migrateToLatest } from './migrate.ts';
+import { fileMigrations, migrateToLatest } from './migrate.ts';
 
 describe.each(DIALECTS)('storage on %s', (dialect) => {
   let t: TestDatabase;
@@ -14,6 +15,22 @@ describe.each(DIALECTS)('storage on %s', (dialect) => {
 
   it('migrates once and is idempotent', async () => {
     expect(await migrateToLatest(t.db)).toEqual([]);
+  });
+
+  it('undoes the later migrations with their down() and applies them again', async () => {
+    const migrator = new Migrator({ db: t.db, provider: fileMigrations });
+    const later = (await migrator.getMigrations()).slice(1).map((m) => m.name);
+    expect(later.length).toBeGreaterThan(0);
+    for (const name of [...later].reverse()) {
+      const { error, results } = await migrator.migrateDown();
+      expect(error).toBeUndefined();
+      expect(results).toEqual([
+        expect.objectContaining({ migrationName: name, direction: 'Down', status: 'Success' }),
+      ]);
+    }
+    await expect(t.db.selectFrom('routes').select('scopes').execute()).rejects.toThrow();
+    expect(await migrateToLatest(t.db)).toEqual(later);
+    expect(await t.db.selectFrom('routes').select('scopes').execute()).toEqual([]);
   });
 
   it('round-trips timestamps and rejects duplicate tenant names', async () => {

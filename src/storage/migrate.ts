@@ -7,7 +7,7 @@ import { type Migration, type MigrationProvider, type MigrationResultSet, Migrat
 const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../db/migrations');
 
 /** Loads db/migrations/*.ts in name order (the names start with a date). */
-const fileMigrations: MigrationProvider = {
+export const fileMigrations: MigrationProvider = {
   async getMigrations() {
     const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).sort();
     const migrations: Record<string, Migration> = {};

@@ -88,6 +88,8 @@ export interface PartnerKeysTable {
   status: 'active' | 'revoked';
   created_at: string;
   revoked_at: string | null;
+  /** JSON array of the key's scopes; null = none. */
+  scopes: string | null;
 }
 
 export interface PartnerKeySecretsTable {
@@ -109,6 +111,8 @@ export interface RoutesTable {
   timeout_ms: number;
   /** JSON array of partner key ids allowed on the route; null = every key of the tenant. */
   key_ids: string | null;
+  /** JSON array of scopes whose keys may call the route; null = no scope restriction. */
+  scopes: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -55,7 +55,7 @@ export async function createTestRoute(
   tenantId: string,
   prefix: string,
   upstream: string,
-  opts: { timeoutMs?: number; keyIds?: string[] | null } = {},
+  opts: { timeoutMs?: number; keyIds?: string[] | null; scopes?: string[] | null } = {},
 ): Promise<void> {
   await addRoute(ctx, CLI_ACTOR, { tenant: tenantId, prefix, upstream, ...opts });
 }

@@ -1,4 +1,4 @@
-/** Inbound routes: a tenant's path prefix -> internal upstream, with its timeout and allowed keys. */
+/** Inbound routes: a tenant's path prefix -> internal upstream, with its timeout and allowed keys or scopes. */
 import { createRoute, z } from '@hono/zod-openapi';
 import { addRoute, listRoutes, type RouteView, removeRoute } from '../../services/routes.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
@@ -25,10 +25,11 @@ const InboundRouteSchema = z
     prefix: z.string(),
     upstream: z.string(),
     timeoutMs: z.number().int(),
-    keyIds: z
-      .array(z.string())
-      .nullable()
-      .openapi({ description: 'null = every key of the tenant; [] = none' }),
+    keyIds: z.array(z.string()).nullable().openapi({ description: 'Keys allowed by id; null = no list' }),
+    scopes: z.array(z.string()).nullable().openapi({
+      description:
+        'Keys holding one of these scopes are allowed too; null = no scope rule. Both null = every key of the tenant',
+    }),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -53,7 +54,16 @@ export const addInboundRouteRoute = createRoute({
         prefix: z.string().openapi({ example: '/orders' }),
         upstream: z.string().openapi({ example: 'http://orders.internal:8000' }),
         timeoutMs: z.number().int().optional(),
-        keyIds: z.array(z.string()).nullable().optional(),
+        keyIds: z
+          .array(z.string())
+          .nullable()
+          .optional()
+          .openapi({ description: 'Keys allowed by id; leave out (with scopes) for every key' }),
+        scopes: z
+          .array(z.string())
+          .nullable()
+          .optional()
+          .openapi({ description: 'Keys holding one of these scopes are allowed too' }),
       }),
     ),
   },

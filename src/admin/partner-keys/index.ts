@@ -1,6 +1,6 @@
 /**
- * Partner keys of the inbound API: create (secret shown once), list, change the rate-limit policy,
- * rotate, retire a secret, revoke.
+ * Partner keys of the inbound API: create (secret shown once), list, change the rate-limit policy
+ * or the scopes, rotate, retire a secret, revoke.
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import {
@@ -9,6 +9,7 @@ import {
   retirePartnerSecret,
   revokePartnerKey,
   rotatePartnerKey,
+  setPartnerKeyScopes,
   updatePartnerKeyPolicy,
 } from '../../services/partner-keys.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
@@ -53,6 +54,10 @@ export const createPartnerKeyRoute = createRoute({
           .enum(['fail-open', 'fail-closed', 'local'])
           .optional()
           .openapi({ description: 'Default local' }),
+        scopes: z.array(z.string()).optional().openapi({
+          description:
+            'Scopes, e.g. orders:read: a route that lists a scope admits every key holding it; default none',
+        }),
       }),
     ),
   },
@@ -89,6 +94,24 @@ export const updatePartnerKeyPolicyRoute = createRoute({
   request: { params: KeyParams, body: jsonBody(PolicyChangeSchema) },
   responses: {
     200: jsonContent(PartnerKeySchema, 'The key with its new policy'),
+    ...errorResponses(400, 404, 409, 415),
+  },
+});
+
+export const setPartnerKeyScopesRoute = createRoute({
+  method: 'put',
+  path: `${API_PREFIX}/tenants/{tenant}/partner-keys/{keyId}/scopes`,
+  operationId: 'setPartnerKeyScopes',
+  tags: TAGS,
+  summary: "Replace a key's scopes ([] removes them); every node applies it at once",
+  security: BEARER,
+  'x-keygate-permission': PERMISSION,
+  request: {
+    params: KeyParams,
+    body: jsonBody(z.object({ scopes: z.array(z.string()).openapi({ example: ['orders:read'] }) })),
+  },
+  responses: {
+    200: jsonContent(PartnerKeySchema, 'The key with its new scopes'),
     ...errorResponses(400, 404, 409, 415),
   },
 });
@@ -157,6 +180,13 @@ export function registerPartnerKeyRoutes(app: AdminApp, { ctx }: AdminDeps): voi
     const view = await updatePartnerKeyPolicy(ctx, c.var.actor, {
       ...c.req.valid('json'),
       ...c.req.valid('param'),
+    });
+    return c.json(toPartnerKey(view), 200);
+  });
+  app.openapi(setPartnerKeyScopesRoute, async (c) => {
+    const view = await setPartnerKeyScopes(ctx, c.var.actor, {
+      ...c.req.valid('param'),
+      scopes: c.req.valid('json').scopes,
     });
     return c.json(toPartnerKey(view), 200);
   });

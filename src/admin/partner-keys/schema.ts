@@ -33,6 +33,7 @@ export const PartnerKeySchema = z
     liveSecretVersions: z
       .array(z.number().int())
       .openapi({ description: 'Secret versions that verify, oldest first' }),
+    scopes: z.array(z.string()).openapi({ description: "The key's scopes, sorted; [] = none" }),
     createdAt: z.string(),
     revokedAt: z.string().nullable(),
   })
@@ -51,6 +52,7 @@ export function toPartnerKey(v: PartnerKeyView): z.infer<typeof PartnerKeySchema
     status: v.status,
     policy: v.policy,
     liveSecretVersions: v.liveSecretVersions,
+    scopes: v.scopes,
     createdAt: isoTime(v.createdAt),
     revokedAt: isoTime(v.revokedAt),
   };

@@ -6,6 +6,7 @@ import {
   retirePartnerSecret,
   revokePartnerKey,
   rotatePartnerKey,
+  setPartnerKeyScopes,
   updatePartnerKeyPolicy,
 } from '../../services/partner-keys.ts';
 import { addRoute, listRoutes, type RouteView, removeRoute } from '../../services/routes.ts';
@@ -25,10 +26,11 @@ export const inboundCommands: Command[] = [
   {
     name: 'partner-key create',
     usage:
-      'partner-key create --tenant T --name N [--algorithm token-bucket|gcra] [--rate 10/s] [--burst 20] [--on-redis-down fail-open|fail-closed|local] [--json]',
+      'partner-key create --tenant T --name N [--algorithm token-bucket|gcra] [--rate 10/s] [--burst 20] [--on-redis-down fail-open|fail-closed|local] [--scopes S,...] [--json]',
     summary:
       'Creates an inbound API key with its rate-limit policy. The key id and secret are printed once.\n' +
-      'Defaults: token-bucket, 10/s, burst 20, local (in-process limiting while Redis is down).',
+      'Defaults: token-bucket, 10/s, burst 20, local (in-process limiting while Redis is down), no scopes.\n' +
+      'A route that lists one of the key’s --scopes (e.g. orders:read) admits the key.',
     options: {
       tenant: { type: 'string' },
       name: { type: 'string' },
@@ -36,6 +38,7 @@ export const inboundCommands: Command[] = [
       rate: { type: 'string' },
       burst: { type: 'string' },
       'on-redis-down': { type: 'string' },
+      scopes: { type: 'string' },
     },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
@@ -50,6 +53,7 @@ export const inboundCommands: Command[] = [
           ...rate,
           burst,
           onRedisDown: optionalString(args, 'on-redis-down') as OnRedisDown | undefined,
+          scopes: optionalList(args, 'scopes') ?? undefined,
         }),
       );
       output(
@@ -94,6 +98,24 @@ export const inboundCommands: Command[] = [
         updatePartnerKeyPolicy(s.ctx, CLI_ACTOR, { tenant, keyId, ...change }),
       );
       output(io, args, keySummary(view), [`partner key ${keyId}: ${describePolicy(view)}`]);
+      return 0;
+    },
+  },
+  {
+    name: 'partner-key set-scopes',
+    usage: 'partner-key set-scopes --tenant T KEY_ID --scopes S,... [--json]',
+    summary:
+      'Replaces the key’s scopes (--scopes "" removes them all). Every gateway node applies it at once.',
+    options: { tenant: { type: 'string' }, scopes: { type: 'string' } },
+    async run(args, io) {
+      const tenant = requireString(args, 'tenant');
+      const keyId = requirePositional(args, 0, 'KEY_ID');
+      const scopes = optionalList(args, 'scopes');
+      if (scopes === null) throw new UsageError('--scopes is required (--scopes "" removes them all)');
+      const view = await withServices(io, (s) =>
+        setPartnerKeyScopes(s.ctx, CLI_ACTOR, { tenant, keyId, scopes }),
+      );
+      output(io, args, keySummary(view), [`partner key ${keyId}: scopes ${describeScopes(view.scopes)}`]);
       return 0;
     },
   },
@@ -176,7 +198,7 @@ export const inboundCommands: Command[] = [
         keys.length
           ? keys.map(
               (k) =>
-                `${k.keyId}  ${k.status.padEnd(7)}  ${k.name}  ${describePolicy(k)}  secrets v${k.liveSecretVersions.join(', v')}`,
+                `${k.keyId}  ${k.status.padEnd(7)}  ${k.name}  ${describePolicy(k)}  secrets v${k.liveSecretVersions.join(', v')}  scopes ${describeScopes(k.scopes)}`,
             )
           : ['no partner keys'],
       );
@@ -186,32 +208,28 @@ export const inboundCommands: Command[] = [
   {
     name: 'route add',
     usage:
-      'route add --tenant T --prefix /orders --upstream http://orders.internal:8000 [--timeout-ms 5000] [--keys KEY_ID,...] [--json]',
+      'route add --tenant T --prefix /orders --upstream http://orders.internal:8000 [--timeout-ms 5000] [--keys KEY_ID,...] [--scopes S,...] [--json]',
     summary:
       'Adds an inbound route: requests under the prefix go to the upstream, path unchanged.\n' +
-      'Without --keys every key of the tenant may call it; --keys "" closes it to all keys.',
+      'Without --keys and --scopes every key of the tenant may call it; with either, the keys listed\n' +
+      'and the keys holding one of the scopes may. --keys "" alone closes it to all keys.',
     options: {
       tenant: { type: 'string' },
       prefix: { type: 'string' },
       upstream: { type: 'string' },
       'timeout-ms': { type: 'string' },
       keys: { type: 'string' },
+      scopes: { type: 'string' },
     },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const prefix = requireString(args, 'prefix');
       const upstream = requireString(args, 'upstream');
       const timeoutMs = optionalInteger(args, 'timeout-ms');
-      const keys = args.values.keys;
-      const keyIds =
-        typeof keys === 'string'
-          ? keys
-              .split(',')
-              .map((k) => k.trim())
-              .filter(Boolean)
-          : null;
+      const keyIds = optionalList(args, 'keys');
+      const scopes = optionalList(args, 'scopes');
       const route = await withServices(io, (s) =>
-        addRoute(s.ctx, CLI_ACTOR, { tenant, prefix, upstream, timeoutMs, keyIds }),
+        addRoute(s.ctx, CLI_ACTOR, { tenant, prefix, upstream, timeoutMs, keyIds, scopes }),
       );
       output(io, args, route, [`route ${route.id} added: ${describeRoute(route)}`]);
       return 0;
@@ -254,6 +272,16 @@ function optionalString(args: ParsedArgs, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** `a,b` -> ['a', 'b']; `""` -> []; absent -> null. */
+function optionalList(args: ParsedArgs, name: string): string[] | null {
+  const v = optionalString(args, name);
+  if (v === undefined) return null;
+  return v
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
 function optionalInteger(args: ParsedArgs, name: string): number | undefined {
   const v = optionalString(args, name);
   if (v === undefined) return undefined;
@@ -269,6 +297,7 @@ function keySummary(k: PartnerKeyView) {
     status: k.status,
     policy: k.policy,
     liveSecretVersions: k.liveSecretVersions,
+    scopes: k.scopes,
     createdAt: k.createdAt,
     revokedAt: k.revokedAt,
   };
@@ -280,7 +309,13 @@ function describePolicy(k: PartnerKeyView): string {
   return `${p.algorithm} ${p.rate}/${period} burst ${p.burst}, ${p.onRedisDown} when Redis is down`;
 }
 
+function describeScopes(scopes: readonly string[]): string {
+  return scopes.length ? scopes.join(', ') : '(none)';
+}
+
 function describeRoute(r: RouteView): string {
-  const keys = r.keyIds === null ? 'all keys' : r.keyIds.length ? `keys ${r.keyIds.join(', ')}` : 'no keys';
-  return `${r.prefix} -> ${r.upstream} (timeout ${r.timeoutMs} ms, ${keys})`;
+  const who: string[] = [];
+  if (r.keyIds !== null) who.push(r.keyIds.length ? `keys ${r.keyIds.join(', ')}` : 'no key by id');
+  if (r.scopes !== null) who.push(r.scopes.length ? `scopes ${r.scopes.join(', ')}` : 'no scope');
+  return `${r.prefix} -> ${r.upstream} (timeout ${r.timeoutMs} ms, ${who.length ? who.join('; ') : 'all keys'})`;
 }
