@@ -493,6 +493,39 @@ describe('upstream answers above the size limit', () => {
   });
 });
 
+describe("the response script and the answer's content type", () => {
+  it.each([
+    ['application/json', '{"code":0}', '{"code":0,"seen":true}'],
+    ['text/plain;charset=utf-8', ' {"code":0}', '{"code":0,"seen":true}'],
+    ['(none)', '{"code":0}', '{"code":0,"seen":true}'],
+    ['(none)', '[1]', '[1]'],
+    ['text/html', '<p>{"code":0}</p>', '<p>{"code":0}</p>'],
+    ['text/plain', '{not json', '{not json'],
+    ['application/octet-stream', '{"code":0}', '{"code":0}'],
+  ])('%s %s -> %s', async (contentType, body, expected) => {
+    const answering = await startUpstream((_req, res) => {
+      res.writeHead(200, contentType === '(none)' ? {} : { 'content-type': contentType });
+      res.end(body);
+    });
+    try {
+      const { serviceToken } = await setUpProvider(gw, {
+        name: 'typed-answers',
+        mode: 'script',
+        prefixUrl: answering.url,
+        request: 'function (h) { h.set("x-a", "1"); }',
+        // respBody is parsed JSON when the answer is JSON by type, or untyped / text that parses.
+        response:
+          'function (respBody) { if (respBody !== null && !Array.isArray(respBody)) respBody.seen = true; log(respBody === null); }',
+      });
+      const res = await proxy('typed-answers', '/x', serviceToken);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(expected);
+    } finally {
+      await answering.close();
+    }
+  });
+});
+
 describe('headers a script sets', () => {
   it('reach the upstream once, whatever their letter case, and a script-chosen Content-Type wins', async () => {
     const { serviceToken } = await setUpProvider(gw, {

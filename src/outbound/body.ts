@@ -92,3 +92,15 @@ export function bodyFields(body: BodyValue): Array<[string, unknown]> | undefine
 export function isJsonContentType(contentType: string | undefined): boolean {
   return !!contentType && JSON_TYPE.test(contentType);
 }
+
+/**
+ * Whether an upstream answer is worth parsing as JSON for the response script: a JSON content
+ * type, or none or a `text/*` one with a body that starts like a JSON object or array (many
+ * providers send JSON as text/plain or text/html). Parsing is tried, never required: a body that
+ * only looks like JSON still reaches the script as respBody null.
+ */
+export function mayBeJsonAnswer(contentType: string | undefined, body: string): boolean {
+  if (isJsonContentType(contentType)) return true;
+  if (contentType !== undefined && !/^\s*text\//i.test(contentType)) return false;
+  return /^\s*[[{]/.test(body);
+}

@@ -18,7 +18,7 @@ import type { RequestScriptResult, ScriptHost } from '../sandbox/index.ts';
 import { createMasker } from '../secrets/mask.ts';
 import type { ProviderSecrets, SecretStore } from '../secrets/secret-store.ts';
 import { PROVIDER_NAME } from '../services/provider-config.ts';
-import { decodeContentEncoding, isJsonContentType, parseRequestBody, serializeBody } from './body.ts';
+import { decodeContentEncoding, mayBeJsonAnswer, parseRequestBody, serializeBody } from './body.ts';
 import type { LoadedProvider, ProviderRegistry } from './provider-registry.ts';
 import { parseQuery, samePairs, serializeQuery } from './query.ts';
 import type { ServiceAuthenticator } from './service-auth.ts';
@@ -212,7 +212,7 @@ export async function answerFromUpstream(
   if (provider.response) {
     const rawBody = body.toString('utf8');
     // A JSON answer is parsed inside the sandbox, once.
-    const rawIsJson = isJsonContentType(firstHeader(headers['content-type']));
+    const rawIsJson = mayBeJsonAnswer(firstHeader(headers['content-type']), rawBody);
     const result = await timedScript(deps.metrics, provider, 'response', () =>
       provider.response!.runResponse(
         { status: upstream.status, headers: flattenHeaders(headers), rawBody, rawIsJson },
