@@ -83,10 +83,10 @@ export const serverCommands: Command[] = [
   },
   {
     name: 'dev',
-    usage: 'dev',
+    usage: 'dev [--json]',
     summary:
       'What `npm start` runs: embedded defaults in ./.keygate, all three listeners, a bundled demo provider, a demo tenant, and a ready curl.',
-    async run(_args, io) {
+    async run(args, io) {
       const env: NodeJS.ProcessEnv = { KEYGATE_HOST: '127.0.0.1', ...io.env };
       const config = loadConfig(env);
       const demoPort = Number(env.KEYGATE_DEMO_PORT ?? 8090);
@@ -109,7 +109,25 @@ export const serverCommands: Command[] = [
         throw err;
       }
       const outbound = `http://127.0.0.1:${server.ports.outbound}`;
-      io.stdout.write(
+      const curl = [
+        `curl -s ${outbound}/v1/proxy/${DEMO_PROVIDER}/api/echo \\`,
+        `  -H 'Authorization: Bearer ${tokens.service}' -H 'Content-Type: application/json' \\`,
+        `  -d '{"data":"hello from keygate","timestamp":'$(date +%s)'}'`,
+      ];
+      // --json: one object (URLs, tokens, the curl) for scripts that start keygate dev.
+      output(
+        io,
+        args,
+        {
+          outbound,
+          admin: `http://127.0.0.1:${server.ports.admin}`,
+          inbound: `http://127.0.0.1:${server.ports.inbound}`,
+          demoProvider: provider.url,
+          dataDir: config.dataDir,
+          serviceToken: tokens.service,
+          adminToken: tokens.admin,
+          curl: curl.join('\n'),
+        },
         [
           '',
           'keygate dev is running (embedded SQLite, in-process token cache and rate limiter, local master key).',
@@ -124,13 +142,10 @@ export const serverCommands: Command[] = [
           '',
           'A signed round trip through the demo provider (keygate fetches a token, encrypts, signs, and decrypts the answer):',
           '',
-          `  curl -s ${outbound}/v1/proxy/${DEMO_PROVIDER}/api/echo \\`,
-          `    -H 'Authorization: Bearer ${tokens.service}' -H 'Content-Type: application/json' \\`,
-          `    -d '{"data":"hello from keygate","timestamp":'$(date +%s)'}'`,
+          ...curl.map((line) => `  ${line}`),
           '',
           'Press Ctrl+C to stop.',
-          '',
-        ].join('\n'),
+        ],
       );
       return runUntilSignal(io, server, () => provider.close());
     },
