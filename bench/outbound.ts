@@ -2,6 +2,8 @@
  * Outbound benchmark: the seed script through keygate vs a raw node:http + undici passthrough vs
  * a direct call, in the same run, against the same upstream doing the same work (the passthrough
  * and the direct call send a request keygate signed, so the provider verifies and decrypts alike).
+ *
+ * Run directly: node --no-node-snapshot bench/outbound.ts [durationSec] [connections]
  */
 
 import type { ChildProcess } from 'node:child_process';
@@ -280,4 +282,9 @@ export function printOutbound(r: OutboundBench): void {
   );
 }
 
-if (import.meta.main) printOutbound(await benchOutbound());
+if (import.meta.main) {
+  const [durationSec, connections] = process.argv.slice(2).map(Number);
+  printOutbound(
+    await benchOutbound({ durationSec: durationSec || undefined, connections: connections || undefined }),
+  );
+}
