@@ -526,6 +526,70 @@ describe("the response script and the answer's content type", () => {
   });
 });
 
+describe('bodies signing leaves alone', () => {
+  const binary = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0x00, 0x80, 0x0d, 0x0a]);
+  const cases: Array<[string, Record<string, unknown>, string, Buffer]> = [
+    [
+      'a binary upload, through a script that signs headers only',
+      { mode: 'script', request: 'function (h, p, b) { h.set("x-len", String(b.raw().length)); }' },
+      'application/octet-stream',
+      binary,
+    ],
+    [
+      'JSON with a big integer and odd spacing, in token mode without signing',
+      { mode: 'token', tokenUrl: 'TOKEN_URL', token: { sign: false } },
+      'application/json',
+      Buffer.from('{"id": 12345678901234567890, "p": 1.10}'),
+    ],
+    [
+      'a binary upload, in token mode without signing',
+      { mode: 'token', tokenUrl: 'TOKEN_URL', token: { sign: false } },
+      'application/octet-stream',
+      binary,
+    ],
+  ];
+
+  it.each(cases)('%s reaches the upstream byte for byte', async (_, mode, contentType, body) => {
+    const api = await startUpstream((req, res) => {
+      if (req.url === '/oauth/token') json(res, 200, { access_token: 't-1', expires_in: 3600 });
+      else json(res, 200, { ok: true });
+    });
+    try {
+      const config: Record<string, unknown> = { ...mode, name: 'bytes', prefixUrl: api.url };
+      if (config.tokenUrl) config.tokenUrl = `${api.url}/oauth/token`;
+      const { serviceToken } = await setUpProvider(gw, config, { AppKey: 'k', AppSecret: 's' });
+      const res = await proxy('bytes', '/upload', serviceToken, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+        body,
+      });
+      expect(res.status, await res.text()).toBe(200);
+      const got = api.received.at(-1)!;
+      expect(got.url).toBe('/upload');
+      expect(got.body.equals(body), got.body.toString('hex')).toBe(true);
+      expect(got.headers['content-type']).toBe(contentType);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('a raw body a script replaces goes out as the script left it', async () => {
+    const { serviceToken } = await setUpProvider(gw, {
+      name: 'rewrites',
+      mode: 'script',
+      prefixUrl: upstream.url,
+      request: 'function (h, p, b) { b.setRaw("<signed>" + b.raw() + "</signed>"); }',
+    });
+    const res = await proxy('rewrites', '/x', serviceToken, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+    });
+    expect(res.status).toBe(200);
+    expect(upstream.received.at(-1)!.body.toString()).toBe('<signed>hello</signed>');
+  });
+});
+
 describe('headers a script sets', () => {
   it('reach the upstream once, whatever their letter case, and a script-chosen Content-Type wins', async () => {
     const { serviceToken } = await setUpProvider(gw, {

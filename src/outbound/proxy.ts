@@ -18,7 +18,13 @@ import type { RequestScriptResult, ScriptHost } from '../sandbox/index.ts';
 import { createMasker } from '../secrets/mask.ts';
 import type { ProviderSecrets, SecretStore } from '../secrets/secret-store.ts';
 import { PROVIDER_NAME } from '../services/provider-config.ts';
-import { decodeContentEncoding, mayBeJsonAnswer, parseRequestBody, serializeBody } from './body.ts';
+import {
+  type BodyValue,
+  decodeContentEncoding,
+  mayBeJsonAnswer,
+  parseRequestBody,
+  serializeBody,
+} from './body.ts';
 import type { LoadedProvider, ProviderRegistry } from './provider-registry.ts';
 import { parseQuery, samePairs, serializeQuery } from './query.ts';
 import type { ServiceAuthenticator } from './service-auth.ts';
@@ -118,6 +124,8 @@ export async function prepareSignedRequest(
   );
   const { config } = provider;
   const originalQuery = parseQuery(rawQuery);
+  // `token` mode without signing never reads or changes the body: it goes on byte for byte.
+  const bodyIsSigned = !(config.mode === 'token' && config.token?.sign === false);
   const req: OutgoingRequest = {
     method: call.method.toUpperCase(),
     uri: path,
@@ -125,9 +133,11 @@ export async function prepareSignedRequest(
     query: originalQuery.map(([k, v]) => [k, v]),
     // A script gets a JSON body as its text, parsed in the isolate only; `simple` and `token`
     // change the body in place, so they get it parsed.
-    body: parseRequestBody(bodyBytes, contentType, { jsonAsText: config.mode === 'script' }),
+    body: bodyIsSigned
+      ? parseRequestBody(bodyBytes, contentType, { jsonAsText: config.mode === 'script' })
+      : { kind: 'none' },
   };
-  const bodyKindBefore = req.body.kind;
+  const bodyBefore = req.body;
   let script: RequestScriptResult | undefined;
   let sentToken: string | undefined;
   const nowMs = Date.now();
@@ -162,9 +172,12 @@ export async function prepareSignedRequest(
   assertEgressAllowed(provider, secrets, url);
   const query = samePairs(req.query, originalQuery) ? rawQuery : serializeQuery(req.query);
   if (query) url.search = url.search ? `${url.search}&${query}` : `?${query}`;
+  // A raw body signing left as it was goes on as the caller sent it (decoded from its
+  // content-encoding): scripts get it as UTF-8 text, and writing that back would corrupt bytes
+  // that are not UTF-8 (an upload). Valid UTF-8 comes back the same either way.
   const serialized =
-    req.body.kind === bodyKindBefore && req.body.kind === 'none'
-      ? { bytes: undefined, contentType: undefined }
+    !bodyIsSigned || sameBody(bodyBefore, req.body)
+      ? { bytes: bodyBytes.length > 0 ? bodyBytes : undefined, contentType }
       : serializeBody(req.body, contentType);
   // Scripts may set headers in any letter case; the wire gets one header per name, and a
   // Content-Type the script chose wins over the one keygate derives from the body kind.
@@ -311,6 +324,15 @@ export function parseProxyTarget(
 
 export function isValidProviderName(name: string): boolean {
   return PROVIDER_NAME.test(name);
+}
+
+/**
+ * Whether signing handed back the raw text it got (or no body). JSON and forms always go out
+ * written from their value, as `reqBody.raw()` shows them to scripts.
+ */
+function sameBody(before: BodyValue, after: BodyValue): boolean {
+  if (before.kind === 'none') return after.kind === 'none';
+  return before.kind === 'raw' && after.kind === 'raw' && after.text === before.text;
 }
 
 function splitPathAndQuery(s: string): { path: string; rawQuery: string } {
