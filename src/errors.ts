@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   KG_UPSTREAM_UNREACHABLE: { status: 502, title: 'Upstream not reachable' },
   KG_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream did not answer in time' },
   KG_UPSTREAM_TOO_LARGE: { status: 502, title: 'Upstream answer too large' },
+  KG_UPSTREAM_UNDECODABLE: { status: 502, title: 'Upstream answer could not be decoded' },
 
   // Inbound API
   KG_AUTH_HEADER_MISSING: { status: 401, title: 'Signature header missing' },

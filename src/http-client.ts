@@ -35,6 +35,22 @@ export interface UpstreamResponse {
   body: Buffer;
 }
 
+/**
+ * The Content-Length of a proxied answer (RFC 9110 8.6): none on a 1xx or 204; on a HEAD or 304
+ * the length of the representation a GET would get, which only the upstream knows (`declared`,
+ * else none); otherwise the body's length.
+ */
+export function answerLength(
+  method: string | undefined,
+  status: number,
+  bodyLength: number,
+  declared?: string | string[],
+): string | undefined {
+  if (status < 200 || status === 204) return undefined;
+  if (method === 'HEAD' || status === 304) return typeof declared === 'string' ? declared : undefined;
+  return String(bodyLength);
+}
+
 export type HttpClient = ReturnType<typeof createHttpClient>;
 
 /**

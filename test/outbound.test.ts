@@ -114,6 +114,35 @@ describe('simple mode', () => {
     expect(got.body.length).toBe(0);
   });
 
+  it.each(['/%2e%2e/other-tenant/x', '/a/../x', '/a/%2E/x', '/a/..%2fx'])(
+    'refuses the dot segments in %s with 400 and sends nothing (the URL parser would resolve them)',
+    async (path) => {
+      const before = upstream.received.length;
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        // node:http sends a `path` option as written; a URL (or fetch()) would resolve the dots first.
+        const { hostname, port } = new URL(gw.outboundUrl);
+        const req = httpRequest(
+          {
+            hostname,
+            port,
+            path: `/v1/proxy/simple-co${path}`,
+            headers: { authorization: `Bearer ${token}` },
+          },
+          (r) => {
+            let body = '';
+            r.on('data', (c) => (body += c));
+            r.on('end', () => resolve({ status: r.statusCode!, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'KG_BAD_REQUEST' });
+      expect(upstream.received.length).toBe(before);
+    },
+  );
+
   it('answers a malformed JSON body with 400 and sends nothing', async () => {
     const before = upstream.received.length;
     const res = await proxy('simple-co', '/pay', token, {
@@ -587,6 +616,47 @@ describe('bodies signing leaves alone', () => {
     });
     expect(res.status).toBe(200);
     expect(upstream.received.at(-1)!.body.toString()).toBe('<signed>hello</signed>');
+  });
+});
+
+describe('answers without a body', () => {
+  let bare: TestUpstream;
+  let serviceToken: string;
+  beforeAll(async () => {
+    bare = await startUpstream((req, res) => {
+      const status = Number(new URL(req.url, 'http://x').pathname.split('/')[1]);
+      const headers: Record<string, string> = { etag: '"v1"' };
+      if (req.url.includes('gzip')) headers['content-encoding'] = 'gzip';
+      if (req.url.includes('zstd')) headers['content-encoding'] = 'zstd';
+      if (req.method === 'HEAD' || status === 304) headers['content-length'] = '1234';
+      res.writeHead(status, headers);
+      res.end(status === 200 && req.method !== 'HEAD' ? 'not really zstd' : undefined);
+    });
+    ({ serviceToken } = await setUpProvider(
+      gw,
+      { name: 'bare', mode: 'simple', prefixUrl: bare.url },
+      { AppKey: 'k', AppSecret: 's' },
+    ));
+  });
+  afterAll(() => bare.close());
+
+  it.each([
+    ['HEAD', '/200/gzip'],
+    ['GET', '/204/gzip'],
+    ['GET', '/304'],
+  ])('%s %s keeps the upstream status, sends no body and no made-up Content-Length', async (method, path) => {
+    const res = await proxy('bare', path, serviceToken, { method });
+    expect(res.status).toBe(Number(path.split('/')[1]));
+    expect(res.headers.get('content-length')).toBeNull();
+    expect(res.headers.get('content-encoding')).toBeNull();
+    expect(res.headers.get('etag')).toBe('"v1"');
+    expect(await res.text()).toBe('');
+  });
+
+  it("an encoding keygate cannot decode is the upstream's fault: 502, not 400", async () => {
+    const res = await proxy('bare', '/200/zstd', serviceToken);
+    expect(res.status).toBe(502);
+    expect((await problem(res)).code).toBe('KG_UPSTREAM_UNDECODABLE');
   });
 });
 

@@ -19,12 +19,13 @@ import {
   PROBLEM_CONTENT_TYPE,
   toProblem,
 } from '../errors.ts';
-import { type HttpClient, type UpstreamResponse, withoutHopByHop } from '../http-client.ts';
+import { answerLength, type HttpClient, type UpstreamResponse, withoutHopByHop } from '../http-client.ts';
 import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { toDbTime } from '../storage/db.ts';
 import type { AuditOutcome, NewAuditLogRow } from '../storage/schema.ts';
+import { hasDotSegment } from '../url-path.ts';
 import type { Admission } from './admission.ts';
 import type { AuditWriter } from './audit/index.ts';
 import { capBody, redactedHeadersJson } from './audit/redact.ts';
@@ -90,7 +91,7 @@ interface InboundCall {
 /** Partner credentials: verified here, never forwarded. */
 const PARTNER_AUTH_HEADERS = Object.values(SIGNATURE_HEADERS).map((h) => h.toLowerCase());
 /** Set by the gateway for the internal service; a partner cannot supply them. */
-const GATEWAY_HEADERS = ['x-request-id', 'x-partner-key-id'];
+const GATEWAY_HEADERS = ['x-request-id', 'x-partner-key-id', 'x-real-ip'];
 const STRIPPED_REQUEST_HEADERS = [...PARTNER_AUTH_HEADERS, ...GATEWAY_HEADERS];
 const MAX_AUDIT_PATH = 2048;
 
@@ -144,10 +145,7 @@ function checkRequestTarget(call: InboundCall): void {
   if (!call.target.startsWith('/')) {
     throw new KeygateError('KG_BAD_REQUEST', 'the request target must be a path starting with /');
   }
-  // A dot segment needs a '.', as it is or percent-encoded: most paths have neither.
-  if (!call.path.includes('.') && !call.path.includes('%')) return;
-  const loose = call.path.replace(/%2e/gi, '.').replace(/%2f/gi, '/').replace(/%5c/gi, '\\');
-  if (loose.split(/[/\\]/).some((segment) => segment === '.' || segment === '..')) {
+  if (hasDotSegment(call.path)) {
     throw new KeygateError('KG_BAD_REQUEST', 'the path must not contain "." or ".." segments');
   }
 }
@@ -253,6 +251,14 @@ async function forwardToUpstream(
   }
   headers['x-request-id'] = call.requestId;
   headers['x-partner-key-id'] = key.keyId;
+  // As Kong and nginx do: the peer's address is appended to X-Forwarded-For (what a partner sent
+  // before it is theirs to claim, the last entry is not) and is X-Real-IP; Via names the hop.
+  const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+  if (peer) {
+    headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${peer}` : peer;
+    headers['x-real-ip'] = peer;
+  }
+  headers.via = headers.via ? `${headers.via}, 1.1 keygate` : '1.1 keygate';
   const declaresBody =
     req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   return deps.http.send({
@@ -266,11 +272,15 @@ async function forwardToUpstream(
 
 function answerFromUpstream(res: ServerResponse, call: InboundCall, upstream: UpstreamResponse): void {
   const headers: Record<string, string | string[]> = withoutHopByHop(upstream.headers);
-  const declaredLength = upstream.headers['content-length'];
-  headers['content-length'] =
-    call.method === 'HEAD' && typeof declaredLength === 'string'
-      ? declaredLength
-      : String(upstream.body.length);
+  // The body goes on unchanged, so a HEAD or 304 keeps the upstream's declared length.
+  const length = answerLength(
+    call.method,
+    upstream.status,
+    upstream.body.length,
+    upstream.headers['content-length'],
+  );
+  if (length === undefined) delete headers['content-length'];
+  else headers['content-length'] = length;
   Object.assign(headers, call.rateLimit ? rateLimitHeaders(call.rateLimit) : {});
   headers['x-request-id'] = call.requestId;
   res.writeHead(upstream.status, headers);

@@ -11,18 +11,29 @@ export type { BodyValue };
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i;
 const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
 
-/** Undoes a request or response content-encoding; unknown encodings are refused. */
-export function decodeContentEncoding(bytes: Buffer, encoding: string | undefined, what: string): Buffer {
+/**
+ * Undoes a request or response content-encoding; unknown encodings are refused: the caller's with
+ * 400 KG_BAD_REQUEST, an upstream's with 502 KG_UPSTREAM_UNDECODABLE (keygate must read an answer
+ * to mask secrets in it, so it cannot pass one through unread). An empty body (a HEAD or 304
+ * answer) has nothing to decode.
+ */
+export function decodeContentEncoding(
+  bytes: Buffer,
+  encoding: string | undefined,
+  what: 'request' | 'upstream response',
+): Buffer {
   const enc = (encoding ?? '').trim().toLowerCase();
+  const code = what === 'request' ? 'KG_BAD_REQUEST' : 'KG_UPSTREAM_UNDECODABLE';
+  if (bytes.length === 0) return bytes;
   try {
     if (enc === '' || enc === 'identity') return bytes;
     if (enc === 'gzip' || enc === 'x-gzip') return gunzipSync(bytes);
     if (enc === 'deflate') return inflateSync(bytes);
     if (enc === 'br') return brotliDecompressSync(bytes);
   } catch {
-    throw new KeygateError('KG_BAD_REQUEST', `${what} body is not valid ${enc}`);
+    throw new KeygateError(code, `${what} body is not valid ${enc}`);
   }
-  throw new KeygateError('KG_BAD_REQUEST', `${what} content-encoding ${enc} is not supported`);
+  throw new KeygateError(code, `${what} content-encoding ${enc} is not supported`);
 }
 
 /**

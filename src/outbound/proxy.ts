@@ -18,6 +18,7 @@ import type { RequestScriptResult, ScriptHost } from '../sandbox/index.ts';
 import { createMasker } from '../secrets/mask.ts';
 import type { ProviderSecrets, SecretStore } from '../secrets/secret-store.ts';
 import { PROVIDER_NAME } from '../services/provider-config.ts';
+import { hasDotSegment } from '../url-path.ts';
 import {
   type BodyValue,
   decodeContentEncoding,
@@ -116,6 +117,10 @@ export async function prepareSignedRequest(
   opts: { applyTokenEffects: boolean },
 ): Promise<PreparedRequest> {
   const { path, rawQuery } = splitPathAndQuery(call.upstreamPathAndQuery);
+  // The URL parser would resolve `/..` (even `%2e%2e`) and leave the prefixUrl's path.
+  if (hasDotSegment(path)) {
+    throw new KeygateError('KG_BAD_REQUEST', 'the path must not contain "." or ".." segments');
+  }
   const contentType = firstHeader(call.headers['content-type']);
   const bodyBytes = decodeContentEncoding(
     call.body,

@@ -1,6 +1,7 @@
 /** The outbound listener (default :8080): `/v1/proxy/<provider>/<path>` for internal services. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KeygateError } from '../errors.ts';
+import { answerLength } from '../http-client.ts';
 import { type OutboundDeps, parseProxyTarget, proxyRequest } from '../outbound/proxy.ts';
 import { handleHealth, readBodyWithLimit, requestIdOf, sendProblem } from './http.ts';
 
@@ -27,7 +28,9 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
         headers: req.headers,
         body,
       });
-      answer.headers['content-length'] = String(answer.body.length);
+      const length = answerLength(req.method, answer.status, answer.body.length);
+      if (length === undefined) delete answer.headers['content-length'];
+      else answer.headers['content-length'] = length;
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
       status = answer.status;
