@@ -16,6 +16,11 @@ describe('loadConfig', () => {
     // Audit rows are kept until the operator sets a retention period.
     expect(config.inbound.auditRetentionDays).toBe(0);
     expect(loadConfig({ KEYGATE_AUDIT_RETENTION_DAYS: '90' }).inbound.auditRetentionDays).toBe(90);
+    expect(loadConfig({}).inbound.trustedProxies).toEqual([]);
+    expect(loadConfig({ KEYGATE_TRUSTED_PROXIES: '10.0.0.0/8,192.0.2.7' }).inbound.trustedProxies).toEqual([
+      '10.0.0.0/8',
+      '192.0.2.7',
+    ]);
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -44,6 +49,8 @@ describe('loadConfig', () => {
     [{ KEYGATE_TIMER_SLACK_US: '1.5' }, 'KEYGATE_TIMER_SLACK_US'],
     [{ KEYGATE_AUDIT_RETENTION_DAYS: '-1' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
     [{ KEYGATE_AUDIT_RETENTION_DAYS: '30d' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
+    [{ KEYGATE_TRUSTED_PROXIES: '10.0.0.0/8, lb.internal' }, 'KEYGATE_TRUSTED_PROXIES'],
+    [{ KEYGATE_TRUSTED_PROXIES: '10.0.0.0/33' }, '"10.0.0.0/33" is not an IP address or CIDR block'],
   ])('stops with a message naming the bad setting: %o', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);

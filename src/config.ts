@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseTrustedProxies } from './inbound/client-address.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -37,6 +38,14 @@ const httpUrl = z.string().refine((v) => {
   }
 }, 'must be an http(s) URL');
 
+const trustedProxies = z.string().superRefine((v, ctx) => {
+  try {
+    parseTrustedProxies(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
 export const ROLES = ['outbound', 'admin', 'inbound'] as const;
 export type ListenerRole = (typeof ROLES)[number];
 
@@ -65,6 +74,7 @@ const envSchema = z.object({
   KEYGATE_AUDIT_BODY_CAP_BYTES: positiveInt.default(64 * 1024),
   KEYGATE_AUDIT_SPOOL_DIR: z.string().min(1).optional(),
   KEYGATE_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(0),
+  KEYGATE_TRUSTED_PROXIES: trustedProxies.default(''),
   KEYGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
   KEYGATE_REDIS_TIMEOUT_MS: positiveInt.default(1000),
@@ -95,6 +105,8 @@ export interface Config {
     spoolDir: string;
     /** Audit rows older than this many days are deleted; 0 keeps every row. */
     auditRetentionDays: number;
+    /** Proxies in front of keygate whose X-Forwarded-For is believed (addresses, CIDR blocks). */
+    trustedProxies: string[];
   };
   shutdownGraceMs: number;
   maxUpstreamResponseBytes: number;
@@ -185,6 +197,7 @@ function toConfig(raw: RawEnv): Config {
         ? path.resolve(raw.KEYGATE_AUDIT_SPOOL_DIR)
         : path.join(dataDir, 'spool'),
       auditRetentionDays: raw.KEYGATE_AUDIT_RETENTION_DAYS,
+      trustedProxies: parseTrustedProxies(raw.KEYGATE_TRUSTED_PROXIES),
     },
     shutdownGraceMs: raw.KEYGATE_SHUTDOWN_GRACE_MS,
     maxUpstreamResponseBytes: raw.KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES,

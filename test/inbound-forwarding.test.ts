@@ -10,6 +10,7 @@ import {
   createTestTenant,
   type PartnerKeyCredentials,
   send,
+  waitFor,
 } from './helpers/inbound.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -51,6 +52,40 @@ describe('forwarding headers', () => {
     const plain = upstream.received.at(-1)!.headers;
     expect(plain['x-forwarded-for']).toBe('127.0.0.1');
     expect(plain.via).toBe('1.1 keygate');
+  });
+});
+
+describe('behind a trusted proxy (KEYGATE_TRUSTED_PROXIES)', () => {
+  it('takes the client address from X-Forwarded-For, for the service and the audit row', async () => {
+    const behind = await startTestGateway({
+      roles: ['inbound'],
+      env: { KEYGATE_TRUSTED_PROXIES: '127.0.0.1' },
+    });
+    try {
+      const tenantId = await createTestTenant(behind.services.ctx, 'lb');
+      const lbKey = await createTestKey(behind.services.ctx, tenantId);
+      await createTestRoute(behind.services.ctx, tenantId, '/svc', upstream.url);
+      // What the load balancer (here: this process on 127.0.0.1) adds, after a partner's own claim.
+      const res = await send(behind.inboundUrl, '/svc/lb', {
+        key: lbKey,
+        headers: { 'X-Forwarded-For': '1.1.1.1, 198.51.100.7' },
+      });
+      expect(res.status, res.text).toBe(200);
+      const got = upstream.received.at(-1)!.headers;
+      expect(got['x-real-ip']).toBe('198.51.100.7');
+      expect(got['x-forwarded-for']).toBe('1.1.1.1, 198.51.100.7, 127.0.0.1');
+      const requestId = String(res.headers['x-request-id']);
+      await waitFor(async () => {
+        const row = await behind.services.db
+          .selectFrom('audit_log')
+          .select('client_ip')
+          .where('request_id', '=', requestId)
+          .executeTakeFirst();
+        return row?.client_ip === '198.51.100.7';
+      }, 5000);
+    } finally {
+      await behind.close();
+    }
   });
 });
 

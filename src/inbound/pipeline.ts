@@ -29,6 +29,7 @@ import { hasDotSegment } from '../url-path.ts';
 import type { Admission } from './admission.ts';
 import type { AuditWriter } from './audit/index.ts';
 import { capBody, redactedHeadersJson } from './audit/redact.ts';
+import type { ClientAddressResolver } from './client-address.ts';
 import type { PartnerKeyForGateway } from './key-cache.ts';
 import type { LkgCache } from './lkg-cache.ts';
 import { type RateLimitDecision, type RateLimiter, rateLimitHeaders } from './ratelimit/index.ts';
@@ -47,6 +48,8 @@ export interface InboundSettings {
   clockSkewSeconds: number;
   maxBodyBytes: number;
   auditBodyCapBytes: number;
+  /** The partner's address: the peer, or behind trusted proxies from X-Forwarded-For. */
+  clientAddress: ClientAddressResolver;
 }
 
 export interface InboundDeps {
@@ -100,7 +103,7 @@ export async function handleInboundCall(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const call = beginCall(req);
+  const call = beginCall(deps, req);
   try {
     checkRequestTarget(call);
     const auth = readSignatureHeaders(deps, req);
@@ -120,15 +123,14 @@ export async function handleInboundCall(
 
 // ---- the steps ----------------------------------------------------------------------------
 
-function beginCall(req: IncomingMessage): InboundCall {
+function beginCall(deps: InboundDeps, req: IncomingMessage): InboundCall {
   const target = req.url ?? '/';
   const { path, rawQuery } = splitRequestTarget(target);
-  const ip = req.socket.remoteAddress;
   return {
     // Always our own id: it is the audit row's key, so a partner must not be able to choose it.
     requestId: newId('req'),
     startedAt: performance.now(),
-    clientIp: ip ? ip.replace(/^::ffff:/, '') : null,
+    clientIp: deps.settings.clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for']),
     method: req.method ?? 'GET',
     target,
     path,
@@ -251,13 +253,13 @@ async function forwardToUpstream(
   }
   headers['x-request-id'] = call.requestId;
   headers['x-partner-key-id'] = key.keyId;
-  // As Kong and nginx do: the peer's address is appended to X-Forwarded-For (what a partner sent
-  // before it is theirs to claim, the last entry is not) and is X-Real-IP; Via names the hop.
+  // As Kong and nginx do: the peer's address is appended to X-Forwarded-For (what came before it is
+  // only as good as the proxies that wrote it), X-Real-IP is the client's address (the peer, or
+  // from X-Forwarded-For behind trusted proxies), and Via names this hop.
   const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
-  if (peer) {
+  if (peer)
     headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${peer}` : peer;
-    headers['x-real-ip'] = peer;
-  }
+  if (call.clientIp) headers['x-real-ip'] = call.clientIp;
   headers.via = headers.via ? `${headers.via}, 1.1 keygate` : '1.1 keygate';
   const declaresBody =
     req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;

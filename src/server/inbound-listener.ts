@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAdmission } from '../inbound/admission.ts';
 import { createAuditWriter } from '../inbound/audit/index.ts';
 import { startAuditRetention } from '../inbound/audit/retention.ts';
+import { createClientAddressResolver } from '../inbound/client-address.ts';
 import { createPartnerKeyCache } from '../inbound/key-cache.ts';
 import {
   createMemoryNonceStore,
@@ -103,6 +104,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
       clockSkewSeconds: config.inbound.clockSkewSeconds,
       maxBodyBytes: config.inbound.maxBodyBytes,
       auditBodyCapBytes: config.inbound.auditBodyCapBytes,
+      clientAddress: createClientAddressResolver(config.inbound.trustedProxies),
     },
   };
 
