@@ -222,10 +222,29 @@ describe('errors', () => {
   });
 
   it('never leaks an internal error message', async () => {
-    // A cursor that decodes to the right shape but compares as garbage is still answered cleanly.
-    const res = await api.get(`${base}/admin-audit?cursor=${'%'.repeat(3)}`);
-    expect(res.status).toBeLessThan(500);
-    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    // A cursor that does not even decode is refused before any query.
+    const malformed = await api.get(`${base}/admin-audit?cursor=${'%'.repeat(3)}`);
+    expect(malformed.status).toBeLessThan(500);
+    expect(malformed.headers.get('content-type')).toBe('application/problem+json');
+    // Cursors that decode to the right shape but hold garbage reach the database and must still be
+    // answered cleanly: no 500, and no SQL or stack in what comes back.
+    const garbage = (parts: string[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
+    for (const path of [
+      `${base}/audit-log?cursor=${garbage(['\u0000x', '\u0000y'])}`,
+      `/admin/v1/audit-log?cursor=${garbage(['\u0000x', '\u0000y'])}`,
+      `${base}/admin-audit?cursor=${garbage(['\u0000x'])}`,
+    ]) {
+      const res = await api.get(path);
+      expect(res.status, `${path}: ${res.text}`).toBeLessThan(500);
+      if (res.status >= 400) {
+        expect(res.headers.get('content-type')).toBe('application/problem+json');
+        expect(JSON.stringify(res.body), path).not.toMatch(
+          /\bselect\b|\bwhere\b|`|sql|ER_[A-Z_]+|\n\s+at |\.[jt]s:\d+/i,
+        );
+      } else {
+        expect(res.body.items, path).toEqual(expect.any(Array));
+      }
+    }
   });
 });
 

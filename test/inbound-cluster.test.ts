@@ -110,37 +110,51 @@ describe('two keygate processes on one Redis', () => {
   }
 
   it('admin changes reach both processes, and no partner secret appears in their logs', async () => {
+    // The calls made here, by node, to check below that each left its log line.
+    const calls = nodes.map(() => [] as string[]);
+    const sendTo = async (i: number, pathAndQuery: string, opts: Parameters<typeof send>[2]) => {
+      const res = await send(nodes[i]!.url, pathAndQuery, opts);
+      calls[i]!.push(String(res.headers['x-request-id']));
+      return res;
+    };
     const key = await createTestKey(admin.services.ctx, tenantId);
     secrets.push(key.secret);
-    for (const node of nodes) expect((await send(node.url, '/api/a', { key })).status).toBe(200);
+    for (const i of nodes.keys()) expect((await sendTo(i, '/api/a', { key })).status).toBe(200);
     const rotated = await rotatePartnerKey(admin.services.ctx, CLI_ACTOR, {
       tenant: tenantId,
       keyId: key.keyId,
     });
     secrets.push(rotated.secret);
-    for (const node of nodes) {
+    for (const i of nodes.keys()) {
       await waitFor(
         async () =>
-          (await send(node.url, '/api/b', { key: { keyId: key.keyId, secret: rotated.secret } })).status ===
-          200,
+          (await sendTo(i, '/api/b', { key: { keyId: key.keyId, secret: rotated.secret } })).status === 200,
         8000,
         'rotation on every node',
       );
-      expect((await send(node.url, '/api/c', { key, sign: { secret: 'wrong' } })).status).toBe(401);
-      expect((await send(node.url, '/nowhere', { key })).status).toBe(404);
+      expect((await sendTo(i, '/api/c', { key, sign: { secret: 'wrong' } })).status).toBe(401);
+      expect((await sendTo(i, '/nowhere', { key })).status).toBe(404);
     }
     await revokePartnerKey(admin.services.ctx, CLI_ACTOR, { tenant: tenantId, keyId: key.keyId });
-    for (const node of nodes) {
+    for (const i of nodes.keys()) {
       await waitFor(
-        async () => (await send(node.url, '/api/d', { key })).headers['keygate-error'] === 'KG_KEY_REVOKED',
+        async () => (await sendTo(i, '/api/d', { key })).headers['keygate-error'] === 'KG_KEY_REVOKED',
         8000,
         'revocation on every node',
       );
     }
 
+    // Debug logging was on: every call of this test left a line on its node, so the check below
+    // looked at real traffic (the lines come through a pipe: wait for the last ones).
+    const unlogged = () =>
+      nodes.flatMap((node, i) => {
+        const logged = node.output.filter((l) => l.includes('"msg":"inbound call"')).join('\n');
+        return calls[i]!.filter((id) => !logged.includes(`"requestId":"${id}"`));
+      });
+    await waitFor(async () => unlogged().length === 0, 10_000, 'a log line for every call');
+    expect(calls.every((ids) => ids.length >= 5)).toBe(true);
+
     const logs = nodes.flatMap((n) => n.output);
-    // Debug logging was on: every call left a line, so the check below looked at real traffic.
-    expect(logs.filter((l) => l.includes('"msg":"inbound call"')).length).toBeGreaterThan(400);
     for (const secret of secrets) {
       for (const line of logs) expect(line).not.toContain(secret);
     }

@@ -46,6 +46,8 @@ describe('secret changes across nodes', () => {
         .digest('hex')
         .toUpperCase();
 
+    // This first call loads the secrets on node B: its cached copy is fresh until 5 s after it.
+    const loadedAt = Date.now();
     expect((await call()).sign).toBe(signWith('first-secret'));
     await setSecret(nodeA.services.ctx, CLI_ACTOR, {
       tenant: tenantId,
@@ -53,8 +55,9 @@ describe('secret changes across nodes', () => {
       name: 'AppSecret',
       value: 'second-secret',
     });
-    // Redis pub/sub is asynchronous: allow it a moment, far below the 5 s cache lifetime.
-    const deadline = Date.now() + 1000;
+    // Redis pub/sub is asynchronous: allow it a few seconds, but stop before the 5 s cache lifetime
+    // could have brought the new secret without it.
+    const deadline = Math.min(Date.now() + 3000, loadedAt + 4500);
     let sign = (await call()).sign;
     while (sign !== signWith('second-secret') && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { REDIS_TEST_URL } from '../../test/helpers/db.ts';
+import { startTcpProxy } from '../../test/helpers/tcp-proxy.ts';
 import { createRedisOutageGuard } from '../storage/redis-outage.ts';
 import { createAdmission } from './admission.ts';
 import { createMemoryNonceStore, createRedisNonceStore } from './nonce/nonce-store.ts';
@@ -12,8 +14,11 @@ import {
 } from './ratelimit/index.ts';
 import { createReplayGuard } from './replay-guard.ts';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-afterAll(() => redis.quit());
+const REDIS = new URL(REDIS_TEST_URL);
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
 
 const threePerHour = (onRedisDown: RateLimitPolicy['onRedisDown']): RateLimitPolicy => ({
   algorithm: 'token-bucket',
@@ -23,18 +28,33 @@ const threePerHour = (onRedisDown: RateLimitPolicy['onRedisDown']): RateLimitPol
   onRedisDown,
 });
 
-/** The listener's wiring, with a switch that makes every Redis command fail. */
-function admissionOnFlakyRedis() {
+/** Resolves once `redis` can take commands again (connection errors on the way are expected). */
+async function ready(redis: Redis): Promise<void> {
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+}
+
+/**
+ * The listener's wiring on a Redis reached through a TCP proxy the test can cut, with a clock the
+ * test moves (the outage guard's retry period).
+ */
+async function admissionOnFlakyRedis() {
   let now = 0;
-  const state = { down: false };
-  const flaky = new Proxy(redis, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) =>
-        state.down ? Promise.reject(new Error('ECONNREFUSED')) : value.apply(target, args);
-    },
+  const proxy = await startTcpProxy({ host: REDIS.hostname, port: Number(REDIS.port || 6379) });
+  // No offline queue and no resending: a command issued during the cut fails rather than reaching
+  // Redis once it is back, so Redis never sees what was decided during the outage.
+  const flaky = new Redis({
+    host: '127.0.0.1',
+    port: proxy.port,
+    retryStrategy: () => 20,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
   });
+  flaky.on('error', () => {});
+  cleanups.push(
+    () => proxy.close(),
+    () => flaky.disconnect(),
+  );
+  await ready(flaky);
   const outage = createRedisOutageGuard({
     what: 'test',
     whileDown: '-',
@@ -60,12 +80,20 @@ function admissionOnFlakyRedis() {
     limiter,
     redis: { limiter: redisLimiter, outage, nonceTtlSeconds: 600 },
   });
-  return { admission, state, advance: (ms: number) => (now += ms) };
+  return {
+    admission,
+    cut: () => proxy.cut(),
+    async restore() {
+      proxy.restore();
+      await ready(flaky);
+    },
+    advance: (ms: number) => (now += ms),
+  };
 }
 
 describe('admission', () => {
   it('claims the nonce and spends the quota in one script; a replay spends nothing', async () => {
-    const { admission } = admissionOnFlakyRedis();
+    const { admission } = await admissionOnFlakyRedis();
     const keyId = `test-${randomUUID()}`;
     const policy = threePerHour('fail-closed');
     expect(await admission.admit(keyId, 'nonce-aaaaaaaaaaaa', policy)).toMatchObject({ remaining: 2 });
@@ -74,20 +102,20 @@ describe('admission', () => {
   });
 
   it('checks the nonce in process while Redis is down, before the key policy refuses', async () => {
-    const { admission, state, advance } = admissionOnFlakyRedis();
+    const { admission, cut, restore, advance } = await admissionOnFlakyRedis();
     const keyId = `test-${randomUUID()}`;
     const closed = threePerHour('fail-closed');
     const open = threePerHour('fail-open');
     expect(await admission.admit(keyId, 'nonce-before-outage', open)).toMatchObject({ remaining: 2 });
 
-    state.down = true;
+    cut();
     expect(await admission.admit(keyId, 'nonce-during-outage', open)).toMatchObject({ allowed: true });
     expect(await admission.admit(keyId, 'nonce-during-outage', closed)).toBe('replayed');
     await expect(admission.admit(keyId, 'nonce-refused-closed', closed)).rejects.toMatchObject({
       code: 'KG_RATE_LIMITER_UNAVAILABLE',
     });
 
-    state.down = false;
+    await restore();
     advance(2000);
     // Redis never saw the outage's nonce; this node did, and still refuses it without spending.
     expect(await admission.admit(keyId, 'nonce-during-outage', open)).toBe('replayed');

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { KyselyPlugin } from 'kysely';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/helpers/tcp-proxy.ts';
 import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
@@ -28,6 +29,17 @@ async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(10);
   }
+}
+
+/** Counts the statements sent through a Kysely instance. */
+function countQueries(queries: { count: number }): KyselyPlugin {
+  return {
+    transformQuery(args) {
+      queries.count++;
+      return args.node;
+    },
+    transformResult: async (args) => args.result,
+  };
 }
 
 function captureLogger() {
@@ -266,39 +278,55 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
       expect(new Set(rows.map((r) => r.kms_key_id))).toEqual(new Set([kms.keyArn]));
 
       kms.resetCalls();
-      const reader = store(awsProvider(), { dataKeyTtlMs: 300 });
-      const concurrent = await Promise.all(
-        Array.from({ length: 20 }, () => reader.loadProviderSecrets('ten_kms', 'acme')),
-      );
-      expect(new Set(concurrent).size).toBe(1); // one load, shared
-      expect(concurrent[0]!.values).toEqual({
-        AppKey: APP_KEY,
-        AppSecret: APP_SECRET,
-        AesKey: AES_KEY,
-      });
-      expect(kms.calls.Decrypt).toBe(1);
-      reader.invalidate('ten_kms', 'acme');
-      await reader.loadProviderSecrets('ten_kms', 'acme');
-      expect(kms.calls.Decrypt).toBe(1); // within the TTL: no KMS call
+      // The data key's age is read from Date, held still here and moved by the test: the TTL passes
+      // when the test says so, not when a busy machine happens to get there.
+      const t0 = Date.now();
+      vi.setSystemTime(t0);
+      try {
+        const reader = store(awsProvider(), { dataKeyTtlMs: 300 });
+        const concurrent = await Promise.all(
+          Array.from({ length: 20 }, () => reader.loadProviderSecrets('ten_kms', 'acme')),
+        );
+        expect(new Set(concurrent).size).toBe(1); // one load, shared
+        expect(concurrent[0]!.values).toEqual({
+          AppKey: APP_KEY,
+          AppSecret: APP_SECRET,
+          AesKey: AES_KEY,
+        });
+        expect(kms.calls.Decrypt).toBe(1);
+        vi.setSystemTime(t0 + 299);
+        reader.invalidate('ten_kms', 'acme');
+        await reader.loadProviderSecrets('ten_kms', 'acme');
+        expect(kms.calls.Decrypt).toBe(1); // within the TTL: no KMS call
 
-      await sleep(350);
-      reader.invalidate('ten_kms', 'acme');
-      await reader.loadProviderSecrets('ten_kms', 'acme');
-      expect(kms.calls.Decrypt).toBe(2); // the TTL passed: unwrapped again
+        vi.setSystemTime(t0 + 301);
+        reader.invalidate('ten_kms', 'acme');
+        await reader.loadProviderSecrets('ten_kms', 'acme');
+        expect(kms.calls.Decrypt).toBe(2); // the TTL passed: unwrapped again
+      } finally {
+        vi.useRealTimers();
+      }
     });
 
     it('answers from memory on a hit, without the database or the KMS', async () => {
       const writer = store(awsProvider());
       await setSeedSecrets(writer, 'ten_hot', 'acme');
-      const reader = store(awsProvider(), { cacheTtlMs: 60_000 });
+      const queries = { count: 0 };
+      const reader = createSecretStore({
+        db: t.db.withPlugin(countQueries(queries)),
+        keyProvider: awsProvider(),
+        dataKeyTtlMs: 60_000,
+        cacheTtlMs: 60_000,
+      });
       const first = await reader.loadProviderSecrets('ten_hot', 'acme');
+      expect(queries.count).toBeGreaterThan(0); // the first load did read the database
       kms.down();
       kms.resetCalls();
-      const started = performance.now();
+      queries.count = 0;
       for (let i = 0; i < 10_000; i++) {
         expect(await reader.loadProviderSecrets('ten_hot', 'acme')).toBe(first);
       }
-      expect(performance.now() - started).toBeLessThan(500);
+      expect(queries.count).toBe(0);
       expect(kms.calls).toEqual({ GenerateDataKey: 0, Encrypt: 0, Decrypt: 0 });
     });
 
@@ -357,12 +385,12 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
       kms.slow(3000);
       await sleep(80);
 
-      let started = performance.now();
       expect((await reader.loadProviderSecrets('ten_slow', 'acme')).values.AppSecret).toBe(APP_SECRET);
-      expect(performance.now() - started).toBeLessThan(50);
+      // Served without waiting for the refresh: it has not failed (and logged) yet, and does later.
+      expect(logger.lines).toEqual([]);
       await waitFor(() => logger.lines.length > 0, 2500);
 
-      started = performance.now();
+      const started = performance.now();
       const err = await rejection(store(awsProvider(300)).loadProviderSecrets('ten_slow', 'acme'));
       expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
       expect(performance.now() - started).toBeLessThan(2000);

@@ -126,99 +126,108 @@ export async function startAdminFixture(
   const upstream = await startUpstream((req, res) =>
     json(res, 200, { ok: true, echo: req.body.toString('utf8') }),
   );
-  const gw = await startTestGateway({ dialect: opts.dialect ?? 'sqlite', redis: opts.redis });
-  const { ctx } = gw.services;
-  const suffix = `${process.pid}x${++seq}x${Date.now() % 100000}`;
-  const gateway = await createAdminToken(ctx, CLI_ACTOR, { role: 'gateway_admin', name: 'root' });
+  // A failed set-up step (an expect included) must not leave the gateway and upstream running.
+  let started: TestGateway | undefined;
+  try {
+    const gw = await startTestGateway({ dialect: opts.dialect ?? 'sqlite', redis: opts.redis });
+    started = gw;
+    const { ctx } = gw.services;
+    const suffix = `${process.pid}x${++seq}x${Date.now() % 100000}`;
+    const gateway = await createAdminToken(ctx, CLI_ACTOR, { role: 'gateway_admin', name: 'root' });
 
-  const makeTenant = async (label: string): Promise<TenantFixture> => {
-    const tenant = await createTenant(ctx, CLI_ACTOR, { name: `${label}-${suffix}` });
-    await applyProviderVersion(ctx, CLI_ACTOR, { tenant: tenant.id, config: providerConfig(upstream.url) });
-    await setSecret(ctx, CLI_ACTOR, {
-      tenant: tenant.id,
-      provider: PROVIDER,
-      name: 'AppKey',
-      value: `appkey-${label}`,
-    });
-    const admin = await createAdminToken(ctx, CLI_ACTOR, {
-      tenant: tenant.id,
-      role: 'tenant_admin',
-      name: 'admin',
-    });
-    const dev = await createAdminToken(ctx, CLI_ACTOR, {
-      tenant: tenant.id,
-      role: 'tenant_developer',
-      name: 'dev',
-    });
-    return {
-      id: tenant.id,
-      name: tenant.name,
-      adminToken: admin.token,
-      adminTokenId: admin.id,
-      developerToken: dev.token,
-      developerTokenId: dev.id,
+    const makeTenant = async (label: string): Promise<TenantFixture> => {
+      const tenant = await createTenant(ctx, CLI_ACTOR, { name: `${label}-${suffix}` });
+      await applyProviderVersion(ctx, CLI_ACTOR, { tenant: tenant.id, config: providerConfig(upstream.url) });
+      await setSecret(ctx, CLI_ACTOR, {
+        tenant: tenant.id,
+        provider: PROVIDER,
+        name: 'AppKey',
+        value: `appkey-${label}`,
+      });
+      const admin = await createAdminToken(ctx, CLI_ACTOR, {
+        tenant: tenant.id,
+        role: 'tenant_admin',
+        name: 'admin',
+      });
+      const dev = await createAdminToken(ctx, CLI_ACTOR, {
+        tenant: tenant.id,
+        role: 'tenant_developer',
+        name: 'dev',
+      });
+      return {
+        id: tenant.id,
+        name: tenant.name,
+        adminToken: admin.token,
+        adminTokenId: admin.id,
+        developerToken: dev.token,
+        developerTokenId: dev.id,
+      };
     };
-  };
-  const own = await makeTenant('own');
-  const other = await makeTenant('other');
+    const own = await makeTenant('own');
+    const other = await makeTenant('other');
 
-  const expired = await createAdminToken(ctx, CLI_ACTOR, {
-    tenant: own.id,
-    role: 'tenant_admin',
-    name: 'expired',
-  });
-  await ctx.db
-    .updateTable('admin_tokens')
-    .set({ expires_at: toDbTime(Date.now() - 60_000) })
-    .where('id', '=', expired.id)
-    .execute();
-  const revoked = await createAdminToken(ctx, CLI_ACTOR, {
-    tenant: own.id,
-    role: 'tenant_admin',
-    name: 'revoked',
-  });
-  await revokeAdminToken(ctx, CLI_ACTOR, { tenant: own.id, id: revoked.id });
-
-  const api = new AdminClient(gw.adminUrl, gateway.token);
-  const canary = `CANARY-${Math.random().toString(36).slice(2)}-${Date.now().toString(36)}-s3cr3t`;
-  for (const t of [own, other]) {
-    const res = await api.put(`/admin/v1/tenants/${t.name}/providers/${PROVIDER}/secrets/AppSecret`, {
-      value: canary,
+    const expired = await createAdminToken(ctx, CLI_ACTOR, {
+      tenant: own.id,
+      role: 'tenant_admin',
+      name: 'expired',
     });
-    expect(res.status).toBe(201);
-  }
+    await ctx.db
+      .updateTable('admin_tokens')
+      .set({ expires_at: toDbTime(Date.now() - 60_000) })
+      .where('id', '=', expired.id)
+      .execute();
+    const revoked = await createAdminToken(ctx, CLI_ACTOR, {
+      tenant: own.id,
+      role: 'tenant_admin',
+      name: 'revoked',
+    });
+    await revokeAdminToken(ctx, CLI_ACTOR, { tenant: own.id, id: revoked.id });
 
-  return {
-    gw,
-    upstream,
-    api,
-    gatewayToken: gateway.token,
-    own,
-    other,
-    expiredToken: expired.token,
-    revokedToken: revoked.token,
-    canary,
-    provider: PROVIDER,
-    assertNoCanaryLeak() {
-      const forms = [
-        canary,
-        Buffer.from(canary).toString('base64'),
-        Buffer.from(canary).toString('hex'),
-        encodeURIComponent(canary),
-      ];
-      expect(api.recorded.length).toBeGreaterThan(0);
-      for (const r of api.recorded) {
-        const haystack = `${r.text}\n${JSON.stringify(r.headers)}`;
-        for (const form of forms) {
-          if (haystack.includes(form) || haystack.toLowerCase().includes(form.toLowerCase())) {
-            throw new Error(`canary leaked in ${r.method} ${r.path} (${r.status})`);
+    const api = new AdminClient(gw.adminUrl, gateway.token);
+    const canary = `CANARY-${Math.random().toString(36).slice(2)}-${Date.now().toString(36)}-s3cr3t`;
+    for (const t of [own, other]) {
+      const res = await api.put(`/admin/v1/tenants/${t.name}/providers/${PROVIDER}/secrets/AppSecret`, {
+        value: canary,
+      });
+      expect(res.status).toBe(201);
+    }
+
+    return {
+      gw,
+      upstream,
+      api,
+      gatewayToken: gateway.token,
+      own,
+      other,
+      expiredToken: expired.token,
+      revokedToken: revoked.token,
+      canary,
+      provider: PROVIDER,
+      assertNoCanaryLeak() {
+        const forms = [
+          canary,
+          Buffer.from(canary).toString('base64'),
+          Buffer.from(canary).toString('hex'),
+          encodeURIComponent(canary),
+        ];
+        expect(api.recorded.length).toBeGreaterThan(0);
+        for (const r of api.recorded) {
+          const haystack = `${r.text}\n${JSON.stringify(r.headers)}`;
+          for (const form of forms) {
+            if (haystack.includes(form) || haystack.toLowerCase().includes(form.toLowerCase())) {
+              throw new Error(`canary leaked in ${r.method} ${r.path} (${r.status})`);
+            }
           }
         }
-      }
-    },
-    async close() {
-      await gw.close();
-      await upstream.close();
-    },
-  };
+      },
+      async close() {
+        await gw.close();
+        await upstream.close();
+      },
+    };
+  } catch (err) {
+    await started?.close().catch(() => {});
+    await upstream.close().catch(() => {});
+    throw err;
+  }
 }

@@ -54,10 +54,22 @@ export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestG
     ...(opts.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...opts.env,
   };
-  const config = loadConfig(env);
-  const logger = opts.logTo ? createLogger('debug', opts.logTo) : createLogger('silent');
-  const services = await createServices(config, { logger });
-  const server = await startServer(services, opts.roles ?? ROLES);
+  let services: Services | undefined;
+  let server: RunningServer;
+  try {
+    const config = loadConfig(env);
+    const logger = opts.logTo ? createLogger('debug', opts.logTo) : createLogger('silent');
+    services = await createServices(config, { logger });
+    server = await startServer(services, opts.roles ?? ROLES);
+  } catch (err) {
+    // Nothing is returned to close: release what was made here (startServer leaves the services open).
+    await services?.close().catch(() => {});
+    if (!opts.database) {
+      await database.drop().catch(() => {});
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    throw err;
+  }
   const url = (role: ListenerRole) => (server.ports[role] ? `http://127.0.0.1:${server.ports[role]}` : '');
   return {
     services,

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { REDIS_TEST_URL } from '../../../test/helpers/db.ts';
 import { redisKeys } from '../../storage/redis-keys.ts';
 import { createMemoryNonceStore, createRedisNonceStore, type NonceStore } from './nonce-store.ts';
 
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const redis = new Redis(REDIS_TEST_URL);
 afterAll(() => redis.quit());
 
 // The same behaviour is required of both stores; only expiry is tested per store, with its own clock.

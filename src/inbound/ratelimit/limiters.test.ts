@@ -1,19 +1,20 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { REDIS_TEST_URL } from '../../../test/helpers/db.ts';
 import { redisKeys } from '../../storage/redis-keys.ts';
 import { createMemoryRateLimiter } from './memory-limiter.ts';
 import { deriveLimiterParameters, replayTimeline, toRateLimitDecision } from './model.ts';
 import type { RateLimitAlgorithm, RateLimitDecision, RateLimiter, RateLimitPolicy } from './policy.ts';
 import { createRedisRateLimiter } from './redis-limiter.ts';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const redis = new Redis(REDIS_URL);
+const redis = new Redis(REDIS_TEST_URL);
 afterAll(() => redis.quit());
 
 const SECOND = 1_000_000;
@@ -112,10 +113,12 @@ describe.each([
     async (algorithm) => {
       const limiter = createLimiter();
       const keyId = uniqueKeyId();
-      const tenPerSecond = policy({ algorithm, rate: 10, burst: 2 });
-      expect((await limiter.decide(keyId, tenPerSecond)).allowed).toBe(true);
-      expect((await limiter.decide(keyId, tenPerSecond)).allowed).toBe(true);
-      const denied = await limiter.decide(keyId, tenPerSecond);
+      // One request earned back every 500 ms: the three decisions below only need to come within
+      // that of each other (a wide margin on a busy machine) for the third to be denied.
+      const twoPerSecond = policy({ algorithm, rate: 2, burst: 2 });
+      expect((await limiter.decide(keyId, twoPerSecond)).allowed).toBe(true);
+      expect((await limiter.decide(keyId, twoPerSecond)).allowed).toBe(true);
+      const denied = await limiter.decide(keyId, twoPerSecond);
       expect(denied).toMatchObject({
         allowed: false,
         remaining: 0,
@@ -123,8 +126,9 @@ describe.each([
         limit: 2,
         windowSeconds: 1,
       });
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      expect((await limiter.decide(keyId, tenPerSecond)).allowed).toBe(true);
+      // Waiting longer than an interval can only help: the burst caps what comes back.
+      await sleep(600);
+      expect((await limiter.decide(keyId, twoPerSecond)).allowed).toBe(true);
     },
   );
 
@@ -172,50 +176,63 @@ describe('redis limiter', () => {
       const keyId = uniqueKeyId();
       // One request an hour: nothing refills during the test, so exactly the burst may pass.
       const burstOfFifty = policy({ algorithm, rate: 1, periodSeconds: 3600, burst: 50 });
-      // Both processes start at the same wall-clock moment and send waves of 20 concurrent requests
-      // 10 ms apart, so that their requests interleave in Redis whatever the start-up jitter.
-      const startAtMs = Date.now() + 1000;
       const worker = spawn(
         process.execPath,
         [
           fileURLToPath(new URL('./concurrent-decisions-worker.ts', import.meta.url)),
-          REDIS_URL,
+          REDIS_TEST_URL,
           keyId,
           JSON.stringify(burstOfFifty),
           '100',
-          String(startAtMs),
           mode,
         ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
+        { stdio: ['pipe', 'pipe', 'inherit'] },
       );
-      let output = '';
-      worker.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        output += chunk;
-      });
-      const exited = once(worker, 'exit');
+      try {
+        const exited = once(worker, 'exit');
+        const lines: string[] = [];
+        const lineReader = createInterface({ input: worker.stdout });
+        lineReader.on('line', (line) => lines.push(line));
+        const ready = new Promise<void>((resolve, reject) => {
+          lineReader.on('line', (line) => line === 'ready' && resolve());
+          void exited.then(
+            ([code]) => reject(new Error(`worker exited with ${code} before it was ready`)),
+            reject,
+          );
+        });
+        ready.catch(() => {}); // awaited below; not unhandled if the test fails before that
 
-      const limiter = createRedisRateLimiter(redis);
-      await limiter.decide(uniqueKeyId(), burstOfFifty); // loads the script before the race
-      await sleep(startAtMs - Date.now());
-      // In claims mode each wave of 20 goes to Redis as one script call deciding all of them.
-      const pending: Array<Promise<RateLimitDecision | 'replayed'>> = [];
-      for (let i = 0; i < 100; i++) {
-        if (i > 0 && i % 20 === 0) await sleep(10);
-        pending.push(
-          mode === 'claims'
-            ? limiter.claimNonceAndDecide(keyId, `test-${i}`, 600, burstOfFifty)
-            : limiter.decide(keyId, burstOfFifty),
-        );
+        const limiter = createRedisRateLimiter(redis);
+        await limiter.decide(uniqueKeyId(), burstOfFifty); // loads the script before the race
+        // The start moment is set only once the worker is connected and waiting for it: both
+        // processes then send waves of 20 concurrent requests 10 ms apart from the same wall-clock
+        // moment, so that their requests interleave in Redis whatever the start-up time.
+        await ready;
+        const startAtMs = Date.now() + 200;
+        worker.stdin.end(`${startAtMs}\n`);
+        await sleep(startAtMs - Date.now());
+        // In claims mode each wave of 20 goes to Redis as one script call deciding all of them.
+        const pending: Array<Promise<RateLimitDecision | 'replayed'>> = [];
+        for (let i = 0; i < 100; i++) {
+          if (i > 0 && i % 20 === 0) await sleep(10);
+          pending.push(
+            mode === 'claims'
+              ? limiter.claimNonceAndDecide(keyId, `test-${i}`, 600, burstOfFifty)
+              : limiter.decide(keyId, burstOfFifty),
+          );
+        }
+        const here = await Promise.all(pending);
+        const [exitCode] = await exited;
+        expect(exitCode).toBe(0);
+        const admittedHere = here.filter((d) => d !== 'replayed' && d.allowed).length;
+        const admittedThere = (JSON.parse(lines.at(-1) ?? '') as { admitted: number }).admitted;
+        expect(admittedHere + admittedThere).toBe(50);
+        // Both processes really competed for the quota.
+        expect(admittedHere).toBeGreaterThan(0);
+        expect(admittedThere).toBeGreaterThan(0);
+      } finally {
+        if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
       }
-      const here = await Promise.all(pending);
-      const [exitCode] = await exited;
-      expect(exitCode).toBe(0);
-      const admittedHere = here.filter((d) => d !== 'replayed' && d.allowed).length;
-      const admittedThere = (JSON.parse(output) as { admitted: number }).admitted;
-      expect(admittedHere + admittedThere).toBe(50);
-      // Both processes really competed for the quota.
-      expect(admittedHere).toBeGreaterThan(0);
-      expect(admittedThere).toBeGreaterThan(0);
     },
   );
 });
@@ -276,7 +293,7 @@ describe('redis limiter, nonce claims made in one turn', () => {
   });
 
   it('fails every claim of a script call that fails, and only those', async () => {
-    const broken = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    const broken = new Redis(REDIS_TEST_URL, { lazyConnect: true, maxRetriesPerRequest: 0 });
     broken.on('error', () => {});
     const limiter = createRedisRateLimiter(broken);
     const other = createRedisRateLimiter(redis);
@@ -295,7 +312,7 @@ describe('redis limiter, nonce claims made in one turn', () => {
 
 /** A connection to the test Redis that counts the script calls made through it. */
 function countingEvalsha(calls: { count: number }): Redis {
-  const counted = new Redis(REDIS_URL);
+  const counted = new Redis(REDIS_TEST_URL);
   const evalsha = counted.evalsha.bind(counted) as (...args: unknown[]) => Promise<unknown>;
   (counted as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = (...args) => {
     calls.count += 1;

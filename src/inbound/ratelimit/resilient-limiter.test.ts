@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { REDIS_TEST_URL } from '../../../test/helpers/db.ts';
 import { startTcpProxy, type TcpProxy } from '../../../test/helpers/tcp-proxy.ts';
 import { createMemoryRateLimiter } from './memory-limiter.ts';
-import type { OnRedisDown, RateLimitPolicy } from './policy.ts';
+import type { OnRedisDown, RateLimiter, RateLimitPolicy } from './policy.ts';
 import { createRedisRateLimiter } from './redis-limiter.ts';
 import { createResilientRateLimiter, type RateLimiterLogger } from './resilient-limiter.ts';
 
-const REDIS = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const REDIS = new URL(REDIS_TEST_URL);
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -45,14 +47,30 @@ async function redisBehindProxy(): Promise<{ proxy: TcpProxy; redis: Redis }> {
   return { proxy, redis };
 }
 
-function resilientLimiter(redis: Redis, logger?: RateLimiterLogger) {
-  return createResilientRateLimiter({
-    redis: createRedisRateLimiter(redis),
+/**
+ * The resilient limiter over `redis`, counting the decisions that went to Redis. Its outage clock is
+ * `clock.now`, moved by the test: whether Redis is retried depends on that, not on how fast this
+ * machine runs.
+ */
+function resilientLimiter(redis: Redis, opts: { logger?: RateLimiterLogger; clock?: { now: number } } = {}) {
+  const viaRedis = createRedisRateLimiter(redis);
+  const calls = { redis: 0 };
+  const counted: RateLimiter = {
+    decide(...args) {
+      calls.redis++;
+      return viaRedis.decide(...args);
+    },
+  };
+  const clock = opts.clock;
+  const limiter = createResilientRateLimiter({
+    redis: counted,
     local: createMemoryRateLimiter(),
-    logger,
+    logger: opts.logger,
     timeoutMs: 100,
     retryRedisAfterMs: 200,
+    now: clock ? () => clock.now : undefined,
   });
+  return Object.assign(limiter, { calls });
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<{ result: T; ms: number }> {
@@ -109,57 +127,77 @@ describe('resilient rate limiter', () => {
 
     it('stops waiting for Redis once it is known to be down', async () => {
       const { proxy, redis } = await redisBehindProxy();
-      const limiter = resilientLimiter(redis);
+      const clock = { now: 0 };
+      const limiter = resilientLimiter(redis, { clock });
       proxy.hang();
-      const first = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open')));
-      const second = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open')));
-      expect(first.ms).toBeGreaterThanOrEqual(95);
-      expect(second.ms).toBeLessThan(50);
+      const first = await limiter.decide(`test-${randomUUID()}`, policy('fail-open'));
+      expect({ fallback: first.fallback, redisCalls: limiter.calls.redis }).toEqual({
+        fallback: 'fail-open',
+        redisCalls: 1,
+      });
+      // Still within retryRedisAfterMs: Redis is not asked, so nothing waits for it.
+      clock.now += 199;
+      const second = await limiter.decide(`test-${randomUUID()}`, policy('fail-open'));
+      expect({ fallback: second.fallback, redisCalls: limiter.calls.redis }).toEqual({
+        fallback: 'fail-open',
+        redisCalls: 1,
+      });
     });
   });
 
   it('probes a Redis that is still down with one request, the others not waiting', async () => {
     const { proxy, redis } = await redisBehindProxy();
-    const limiter = resilientLimiter(redis);
+    const clock = { now: 0 };
+    const limiter = resilientLimiter(redis, { clock });
     proxy.hang();
     await limiter.decide(`test-${randomUUID()}`, policy('fail-open'));
-    await sleep(250); // past retryRedisAfterMs
+    expect(limiter.calls.redis).toBe(1);
+    clock.now += 250; // past retryRedisAfterMs
     const attempts = await Promise.all(
-      Array.from({ length: 10 }, () =>
-        timed(() => limiter.decide(`test-${randomUUID()}`, policy('fail-open'))),
-      ),
+      Array.from({ length: 10 }, () => limiter.decide(`test-${randomUUID()}`, policy('fail-open'))),
     );
-    expect(attempts.every(({ result }) => result.fallback === 'fail-open')).toBe(true);
-    expect(attempts.filter(({ ms }) => ms >= 95)).toHaveLength(1);
+    expect(attempts.every((result) => result.fallback === 'fail-open')).toBe(true);
+    // One of the ten went to Redis (and waited for it); the nine others did not.
+    expect(limiter.calls.redis).toBe(2);
+    // The failed probe starts a new quiet period.
+    await limiter.decide(`test-${randomUUID()}`, policy('fail-open'));
+    expect(limiter.calls.redis).toBe(2);
   });
 
   it('goes back to Redis when it returns, and logs the outage once each way', async () => {
     const { proxy, redis } = await redisBehindProxy();
     const { logger, lines } = recordingLogger();
-    const limiter = resilientLimiter(redis, logger);
+    const clock = { now: 0 };
+    const limiter = resilientLimiter(redis, { logger, clock });
     const keyId = `test-${randomUUID()}`;
     proxy.cut();
     for (let i = 0; i < 5; i++) {
       expect((await limiter.decide(keyId, policy('local'))).fallback).toBe('local');
     }
+    expect(limiter.calls.redis).toBe(1);
     proxy.restore();
     await redis.ping();
-    await sleep(250);
+    clock.now += 250; // past retryRedisAfterMs
     const decision = await limiter.decide(keyId, policy('local'));
     expect(decision.fallback).toBeUndefined();
     expect(decision.allowed).toBe(true);
+    expect(limiter.calls.redis).toBe(2);
     expect(lines.map((line) => line.level)).toEqual(['warn', 'info']);
   });
 
   it('falls back when Redis is not listening at all', async () => {
-    const closedPort = await unusedPort();
-    const redis = new Redis({ host: '127.0.0.1', port: closedPort, retryStrategy: () => 1000 });
+    // A socket path nothing listens on: refused at once, and no other test can start listening there.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keygate-no-redis-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // Reconnection is a minute away: an answer can only come from the limiter's own timeout.
+    const redis = new Redis({ path: path.join(dir, 'redis.sock'), retryStrategy: () => 60_000 });
     redis.on('error', () => {});
     cleanups.push(() => redis.disconnect());
     const limiter = resilientLimiter(redis);
-    const { result, ms } = await timed(() => limiter.decide(`test-${randomUUID()}`, policy('local')));
+    const result = await limiter.decide(`test-${randomUUID()}`, policy('local'));
     expect(result).toMatchObject({ allowed: true, fallback: 'local' });
-    expect(ms).toBeLessThan(1000);
+    expect(limiter.calls.redis).toBe(1);
+    expect(redis.status).not.toBe('ready');
   });
 
   it('reports a bad policy as such, not as an outage', async () => {
@@ -171,11 +209,3 @@ describe('resilient rate limiter', () => {
     });
   });
 });
-
-async function unusedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
