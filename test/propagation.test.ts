@@ -6,9 +6,8 @@
  * through the registry's revision poll alone. A node that loses the database keeps serving its
  * last-known-good version.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_ACTOR } from '../src/cli/context.ts';
 import {
@@ -21,10 +20,11 @@ import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
 import { createTestDatabase, REDIS_TEST_URL, type TestDatabase } from './helpers/db.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { spawnServe } from './helpers/serve.ts';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
+const _MAIN = path.resolve(import.meta.dirname, '../src/cli/main.ts');
 const PROVIDER = 'prop';
 /**
  * Nodes converge within about the 500 ms revision poll (sooner with pub/sub); without propagation
@@ -46,46 +46,10 @@ interface Node {
  * until it answers /healthz.
  */
 async function startNode(env: Record<string, string>): Promise<Node> {
-  const child = spawn(
-    process.execPath,
-    ['--no-node-snapshot', '--disable-warning=ExperimentalWarning', MAIN, 'serve', '--roles', 'outbound'],
-    {
-      env: {
-        PATH: process.env.PATH ?? '',
-        KEYGATE_HOST: '127.0.0.1',
-        KEYGATE_OUTBOUND_PORT: '0',
-        KEYGATE_LOG_LEVEL: 'info', // the port is read from the "listening" line
-        KEYGATE_SHUTDOWN_GRACE_MS: '1000',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const output: string[] = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`keygate did not start:\n${output.join('\n')}`));
-    }, 30_000);
-    const onLine = (line: string) => {
-      output.push(line);
-      try {
-        const entry = JSON.parse(line) as { msg?: string; ports?: { outbound?: number } };
-        if (entry.msg === 'keygate listening' && entry.ports?.outbound) {
-          clearTimeout(timer);
-          resolve(entry.ports.outbound);
-        }
-      } catch {
-        // not a JSON log line
-      }
-    };
-    createInterface({ input: child.stdout! }).on('line', onLine);
-    createInterface({ input: child.stderr! }).on('line', onLine);
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`keygate exited with ${child.exitCode}:\n${output.join('\n')}`));
-    });
+  const { child, port, output, exited } = await spawnServe({
+    role: 'outbound',
+    env: { KEYGATE_SHUTDOWN_GRACE_MS: '1000', ...env },
+    timeoutMs: 30_000,
   });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;

@@ -1,13 +1,5 @@
-/**
- * Inbound-gateway test helpers: partner set-up through the services the CLI uses, requests sent
- * byte-exact with undici (duplicated headers, raw query strings), and keygate child processes
- * (`serve --roles inbound`) whose logs a test can read.
- */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { Agent } from 'undici';
 import { CLI_ACTOR } from '../../src/cli/context.ts';
 import { signRequest } from '../../src/client/index.ts';
@@ -21,6 +13,7 @@ import type { ServiceContext } from '../../src/services/context.ts';
 import { type CreatePartnerKeyInput, createPartnerKey } from '../../src/services/partner-keys.ts';
 import { addRoute } from '../../src/services/routes.ts';
 import { createTenant } from '../../src/services/tenants.ts';
+import { MAIN, spawnServe } from './serve.ts';
 
 export interface PartnerKeyCredentials {
   keyId: string;
@@ -214,8 +207,6 @@ export interface KeygateChild {
   exited: Promise<number | null>;
 }
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts');
-
 /**
  * Starts `keygate serve --roles inbound` on port 0 and waits for its "listening" log line; `main`
  * runs another checkout's CLI (the benchmark's A/B).
@@ -225,56 +216,7 @@ export async function startInboundChild(env: Record<string, string>, main = MAIN
   const profile = process.env.BENCH_PROFILE_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
     : [];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      '--no-node-snapshot',
-      '--disable-warning=ExperimentalWarning',
-      ...profile,
-      main,
-      'serve',
-      '--roles',
-      'inbound',
-    ],
-    {
-      env: {
-        PATH: process.env.PATH ?? '',
-        KEYGATE_HOST: '127.0.0.1',
-        KEYGATE_INBOUND_PORT: '0',
-        KEYGATE_LOG_LEVEL: 'info',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const output: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(`keygate child did not start (it must log at info level or lower):\n${output.join('\n')}`),
-      );
-    }, 60_000);
-    const onLine = (line: string) => {
-      output.push(line);
-      try {
-        const entry = JSON.parse(line) as { msg?: string; ports?: { inbound?: number } };
-        if (entry.msg === 'keygate listening' && entry.ports?.inbound) {
-          clearTimeout(timer);
-          resolve(entry.ports.inbound);
-        }
-      } catch {
-        // not a JSON log line
-      }
-    };
-    createInterface({ input: child.stdout! }).on('line', onLine);
-    createInterface({ input: child.stderr! }).on('line', onLine);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`keygate child exited with ${code}:\n${output.join('\n')}`));
-    });
-  });
+  const { child, port, output, exited } = await spawnServe({ role: 'inbound', env, main, nodeArgs: profile });
   return {
     url: `http://127.0.0.1:${port}`,
     port,
