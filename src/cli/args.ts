@@ -101,6 +101,7 @@ const OPTION_HELP: Record<string, string> = {
   'timeout-ms': 'upstream timeout in milliseconds',
   keys: 'comma-separated partner key ids allowed (default: all keys of the tenant)',
   scopes: 'comma-separated scopes, e.g. orders:read,orders:write ("" for none)',
+  'older-than': 'an age: 3600s, 90m, 12h, 90d',
 };
 
 export async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {

@@ -25,6 +25,8 @@ export const PERMISSIONS = {
   'route.manage': ['gateway_admin', 'tenant_admin'],
   'audit.read': ['gateway_admin', 'tenant_admin', 'tenant_developer'],
   'script.test': ['gateway_admin', 'tenant_admin', 'tenant_developer'],
+  /** Deleting inbound audit rows of every tenant (`keygate audit purge`). */
+  'audit.purge': ['gateway_admin'],
   /** Gateway-wide admin tokens (tenant_id null): only gateway admins see or revoke them. */
   'gateway-token.manage': ['gateway_admin'],
 } as const satisfies Record<string, readonly AdminRole[]>;

@@ -4,6 +4,7 @@
  * as its admin route.
  */
 import { readFileSync } from 'node:fs';
+import { purgeAuditLog } from '../../services/audit-purge.ts';
 import { activateProviderVersion, diffProviderVersions } from '../../services/providers.ts';
 import { validateScript } from '../../services/scripts.ts';
 import {
@@ -16,6 +17,7 @@ import {
   type Command,
   output,
   type ParsedArgs,
+  parseDuration,
   requirePositional,
   requireString,
   UsageError,
@@ -184,6 +186,21 @@ export const adminCommands: Command[] = [
           : [`${file}:${result.error.line ?? '?'}:${result.error.column ?? '?'}: ${result.error.message}`],
       );
       return result.valid ? 0 : 1;
+    },
+  },
+  {
+    name: 'audit purge',
+    usage: 'audit purge --older-than 90d [--json]',
+    summary:
+      'Deletes the inbound audit rows (every tenant) older than the given age, 1,000 per statement, and records the purge in the admin audit.\n' +
+      'KEYGATE_AUDIT_RETENTION_DAYS does the same on a timer.',
+    options: { 'older-than': { type: 'string' } },
+    async run(args, io) {
+      const olderThanSeconds = parseDuration(requireString(args, 'older-than'));
+      if (olderThanSeconds < 1) throw new UsageError('--older-than must be at least 1s');
+      const result = await withServices(io, (s) => purgeAuditLog(s.ctx, CLI_ACTOR, { olderThanSeconds }));
+      output(io, args, result, [`${result.deleted} audit rows older than ${result.olderThan} deleted`]);
+      return 0;
     },
   },
 ];
