@@ -6,6 +6,7 @@
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { type Db, fromDbTime, toDbTime } from '../storage/db.ts';
+import { isDuplicateKey } from '../storage/write-conflicts.ts';
 import { bindingAad, openText, sealText } from './envelope.ts';
 import type { KeyProvider } from './key-provider.ts';
 import { createMasker, type Masker } from './mask.ts';
@@ -475,9 +476,4 @@ function describeError(err: unknown, depth = 0): { name: string; message: string
     message: e.message,
     ...(e.cause === undefined || depth >= 3 ? {} : { cause: describeError(e.cause, depth + 1) }),
   };
-}
-
-function isDuplicateKey(err: unknown): boolean {
-  const e = err as { code?: unknown; errno?: unknown; message?: unknown };
-  return e.code === 'ER_DUP_ENTRY' || e.errno === 1062 || /UNIQUE constraint failed/.test(String(e.message));
 }

@@ -5,8 +5,9 @@
 import type { z } from 'zod';
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { type Db, toDbTime } from '../storage/db.ts';
+import { type Db, type DbDialect, toDbTime } from '../storage/db.ts';
 import type { Provider, ProviderVersion } from '../storage/schema.ts';
+import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -63,8 +64,8 @@ export async function applyProviderVersion(
   const tenantId = await resolveTenantId(ctx.db, input.tenant);
   authorize(actor, input.draft ? 'provider.draft' : 'provider.activate', tenantId);
   const config = await validateProviderConfig(ctx, input.config);
-  const view = await ctx.db.transaction().execute(async (trx) => {
-    const provider = await ensureProvider(trx, tenantId, config.name);
+  const view = await writeTransaction(ctx.db, async (trx) => {
+    const provider = await ensureProvider(trx, ctx.dialect, tenantId, config.name);
     const last = await trx
       .selectFrom('provider_versions')
       .select((eb) => eb.fn.max('version').as('max'))
@@ -338,13 +339,24 @@ async function setActiveVersion(
   };
 }
 
-async function ensureProvider(trx: Db, tenantId: string, name: string): Promise<Provider> {
-  const existing = await trx
+/**
+ * The provider row, created on first use. On MySQL it is locked for the transaction, so concurrent
+ * versions of one provider take their numbers one after the other; two first uses racing end in a
+ * duplicate key, which writeTransaction retries.
+ */
+async function ensureProvider(
+  trx: Db,
+  dialect: DbDialect,
+  tenantId: string,
+  name: string,
+): Promise<Provider> {
+  let query = trx
     .selectFrom('providers')
     .selectAll()
     .where('tenant_id', '=', tenantId)
-    .where('name', '=', name)
-    .executeTakeFirst();
+    .where('name', '=', name);
+  if (dialect === 'mysql') query = query.forUpdate();
+  const existing = await query.executeTakeFirst();
   if (existing) return existing;
   const now = toDbTime();
   const row = {

@@ -7,6 +7,7 @@ import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { type Db, toDbTime } from '../storage/db.ts';
 import type { Route } from '../storage/schema.ts';
+import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -15,6 +16,9 @@ import { resolveTenantId } from './tenants.ts';
 
 export const DEFAULT_ROUTE_TIMEOUT_MS = 5000;
 export const MAX_ROUTE_TIMEOUT_MS = 300_000;
+export const MAX_ROUTE_KEYS = 500;
+/** The upstream column's width. */
+const MAX_UPSTREAM_CHARS = 2048;
 
 /** Topic on the config-change channel that tells gateway nodes a tenant's routes changed. */
 export const ROUTES_CHANGE_TOPIC = 'inbound:routes';
@@ -59,9 +63,17 @@ export async function addRoute(ctx: ServiceContext, actor: Actor, input: AddRout
   }
   const keyIds = input.keyIds == null ? null : [...new Set(input.keyIds)];
   if (keyIds) {
+    // Past a few hundred keys, scopes say it better (and the list must fit one IN query).
+    if (keyIds.length > MAX_ROUTE_KEYS) {
+      throw invalid('keyIds', `at most ${MAX_ROUTE_KEYS} keys per route; give the keys a scope instead`);
+    }
     const known = await existingPartnerKeyIds(ctx.db, tenantId, keyIds);
     const unknown = keyIds.filter((k) => !known.has(k));
-    if (unknown.length) throw invalid('keyIds', `not partner keys of this tenant: ${unknown.join(', ')}`);
+    if (unknown.length) {
+      const shown =
+        unknown.slice(0, 10).join(', ') + (unknown.length > 10 ? ` and ${unknown.length - 10} more` : '');
+      throw invalid('keyIds', `not partner keys of this tenant: ${shown}`);
+    }
   }
   const scopes = input.scopes == null ? null : checkScopes('scopes', input.scopes);
   const now = toDbTime();
@@ -76,7 +88,7 @@ export async function addRoute(ctx: ServiceContext, actor: Actor, input: AddRout
     created_at: now,
     updated_at: now,
   };
-  await ctx.db.transaction().execute(async (trx) => {
+  await writeTransaction(ctx.db, async (trx) => {
     const existing = await trx
       .selectFrom('routes')
       .select('id')
@@ -169,6 +181,9 @@ function checkPrefix(prefix: string): string {
 }
 
 function checkUpstream(upstream: string): string {
+  if (upstream.length > MAX_UPSTREAM_CHARS) {
+    throw invalid('upstream', `upstream must be at most ${MAX_UPSTREAM_CHARS} characters`);
+  }
   let url: URL;
   try {
     url = new URL(upstream);

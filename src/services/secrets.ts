@@ -1,5 +1,6 @@
 /** Provider secrets, write-only: values go in, only names and timestamps come out. */
 import { KeygateError } from '../errors.ts';
+import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -26,7 +27,7 @@ export async function setSecret(
       `secret ${input.name} is larger than ${MAX_SECRET_BYTES} bytes`,
     );
   }
-  const result = await ctx.db.transaction().execute(async (trx) => {
+  const result = await writeTransaction(ctx.db, async (trx) => {
     const r = await ctx.secrets.set(
       tenantId,
       input.provider,

@@ -2,6 +2,7 @@ import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { type Db, toDbTime } from '../storage/db.ts';
 import type { Tenant } from '../storage/schema.ts';
+import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -23,7 +24,7 @@ export async function createTenant(
       },
     );
   }
-  return ctx.db.transaction().execute(async (trx) => {
+  return writeTransaction(ctx.db, async (trx) => {
     const existing = await trx
       .selectFrom('tenants')
       .select('id')
