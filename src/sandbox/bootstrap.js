@@ -646,6 +646,22 @@
     return out;
   }
 
+  /**
+   * The longest argument a host built-in takes, in characters or bytes: data up to the size of the
+   * largest request body (and its base64), keys, IVs, PEMs and names far less. A string built by
+   * doubling stays small inside the isolate but is copied whole to the host, where hashing or
+   * encrypting it would hold up every request on the node: the length is checked here, before it
+   * crosses (reading it does not flatten the string).
+   */
+  const DATA_ARG_MAX = 16 * 1024 * 1024;
+  const SMALL_ARG_MAX = 64 * 1024;
+  const DATA_LABELS = new Set(['data', 'plaintext', 'aad']);
+
+  function checkArgLength(name, label, length) {
+    const max = DATA_LABELS.has(label) ? DATA_ARG_MAX : SMALL_ARG_MAX;
+    if (length > max) fail(`${name}: ${label} is ${length} long; at most ${max} characters or bytes`);
+  }
+
   /** Checks one argument against its spec and puts it in `call` (args[] and the binary mask). */
   function addHostArg(name, { optional, label }, value, call) {
     let arg = value;
@@ -661,10 +677,13 @@
     } else if (label === 'name') {
       if (typeof value !== 'string') fail(argError(name, label, value));
     } else if (value instanceof Uint8Array) {
+      checkArgLength(name, label, value.length);
       call.binary |= 1 << call.args.length;
       arg = binaryString(value);
     } else if (typeof value !== 'string') {
       fail(argError(name, label, value));
+    } else {
+      checkArgLength(name, label, value.length);
     }
     call.args.push(arg);
   }
@@ -766,7 +785,7 @@
       inv.needsAsync = true;
       throw ASYNC_NEEDED;
     }
-    stringArg('http_post_json', 'url', url);
+    checkArgLength('http_post_json', 'url', stringArg('http_post_json', 'url', url).length);
     inv.httpCalls++;
     if (inv.httpCalls > config.maxHttpCalls)
       fail(`http_post_json: at most ${config.maxHttpCalls} calls per run`);
@@ -777,6 +796,8 @@
       fail('http_post_json: body cannot be written as JSON');
     }
     const headerJson = jsonStringify(headerObjectFor('http_post_json', headers));
+    checkArgLength('http_post_json', 'data', bodyJson.length);
+    checkArgLength('http_post_json', 'headers', headerJson.length);
     const reply = jsonParse(
       apply(applySyncPromise, httpRef, [undefined, [inv.id, url, bodyJson, headerJson]]),
     );

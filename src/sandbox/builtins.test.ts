@@ -467,6 +467,41 @@ describe('RSA', () => {
   });
 });
 
+describe('what one run can make the host do', () => {
+  it('refuses a data argument over 16 MiB before it crosses (a doubled string is tiny in the isolate)', async () => {
+    for (const call of [
+      'sha1(s)',
+      'md5(s)',
+      'aes_cbc_pkcs5_encrypt("0123456789abcdef", s, "0123456789abcdef")',
+    ]) {
+      const { code, message } = await failure(
+        `(function () { var s = 'a'; for (var i = 0; i < 25; i++) s = s + s; return ${call}; })()`,
+      );
+      expect(code).toBe('KG_SCRIPT_ERROR');
+      expect(message).toContain('is 33554432 long; at most 16777216');
+    }
+    // Up to the limit it works.
+    expect(
+      await run(`(function () { var s = 'a'; for (var i = 0; i < 20; i++) s = s + s; return md5(s); })()`),
+    ).toBe(hash('md5', 'a'.repeat(1 << 20), 'hex'));
+  });
+
+  it('refuses keys, IVs and PEMs over 64 KiB', async () => {
+    const { message } = await failure(`aes_cbc_pkcs5_encrypt('k'.repeat(70000), 'data', '0123456789abcdef')`);
+    expect(message).toContain('at most 65536');
+  });
+
+  it('refuses RSA keys above 4096 bits, which would hold the event loop', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 4160 });
+    const pem = JSON.stringify(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    const spki = JSON.stringify(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    for (const call of [`rsa_sha256_sign(${pem}, 'x')`, `rsa_oaep_encrypt(${spki}, 'x')`]) {
+      const { message } = await failure(call);
+      expect(message).toContain('the RSA key has 4160 bits; at most 4096');
+    }
+  });
+});
+
 describe('SM2 / SM3 / SM4', () => {
   const js = (text: string) => JSON.stringify(text);
 

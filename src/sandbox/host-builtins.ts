@@ -461,9 +461,19 @@ function publicKeyArg(ctx: BuiltinContext, name: string, value: unknown): KeyObj
   }
 }
 
+/**
+ * Larger RSA keys are refused: signing with a made-up 16,384-bit key holds the event loop (every
+ * request on the node) for about a second before the run's time limit can be checked.
+ */
+export const MAX_RSA_BITS = 4096;
+
 function requireRsa(name: string, key: KeyObject): KeyObject {
   if (key.asymmetricKeyType !== 'rsa') {
     throw new BuiltinError(name, `expected an RSA key, got ${key.asymmetricKeyType ?? 'an unsupported'} key`);
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits > MAX_RSA_BITS) {
+    throw new BuiltinError(name, `the RSA key has ${bits} bits; at most ${MAX_RSA_BITS} are supported`);
   }
   return key;
 }
