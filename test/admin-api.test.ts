@@ -4,6 +4,7 @@
  * optimistic activation, script tools, write-only secrets, both audit logs, metrics, and at the
  * end a scan of every response for the canary secret.
  */
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MASK } from '../src/secrets/mask.ts';
@@ -657,6 +658,49 @@ describe("a tenant developer's dry-run", () => {
     expect(byAdmin.status, byAdmin.text).toBe(200);
     expect(byAdmin.body.response).toMatchObject({ status: 200, body: '{"got":"it"}' });
     expect(elsewhere.received).toHaveLength(1);
+  });
+
+  it('runs with stand-ins of the secrets, so no disguise of a value can reach the developer', async () => {
+    const P = 'disguise';
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    await api.post(`${base}/providers/${P}/versions`, {
+      name: P,
+      mode: 'script',
+      prefixUrl: f.upstream.url,
+      request: [
+        'function (h) {',
+        "  var s = secret('AppSecret');",
+        "  h.set('x-rev', s.split('').reverse().join(''));",
+        "  h.set('x-len', String(s.length));",
+        "  h.set('x-hex', String(/^[0-9a-f]+$/.test(secret('HexKey'))));",
+        "  h.set('x-sig', rsa_sha256_sign(secret('PrivateKey'), 'x'));",
+        "  h.set('x-token', String(token_load()));",
+        '}',
+      ].join('\n'),
+    });
+    await api.put(`${base}/providers/${P}/secrets/AppSecret`, { value: f.canary });
+    await api.put(`${base}/providers/${P}/secrets/HexKey`, { value: '00112233445566778899aabbccddeeff' });
+    await api.put(`${base}/providers/${P}/secrets/PrivateKey`, { value: pem });
+    const dryRun = (token?: string) =>
+      api.post(`${base}/providers/${P}/dry-run`, { version: 1, request: { path: '/a' } }, { token });
+
+    const dev = await dryRun(f.own.developerToken);
+    expect(dev.status, dev.text).toBe(200);
+    expect(dev.body.secrets).toBe('stand-in');
+    const h = dev.body.request.headers;
+    expect(h['x-rev']).not.toBe([...f.canary].reverse().join(''));
+    expect(h['x-len']).toBe(String(f.canary.length)); // the shape is kept: length, character classes
+    expect(h['x-hex']).toBe('true');
+    expect(h['x-token']).toBe('stand-in-access-token');
+    const realSignature = sign('sha256', Buffer.from('x'), privateKey).toString('base64');
+    expect(h['x-sig']).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    expect(h['x-sig']).not.toBe(realSignature);
+
+    // A tenant admin, who may set the secrets, dry-runs with the real ones.
+    const admin = await dryRun(f.own.adminToken);
+    expect(admin.body.secrets).toBe('real');
+    expect(admin.body.request.headers['x-sig']).toBe(realSignature);
   });
 
   it('signs query values as a real call would: a space is %20, a plus stays a plus', async () => {

@@ -27,6 +27,7 @@ import {
   withMaskedDetail,
 } from './proxy.ts';
 import { serializeQuery } from './query.ts';
+import { standInSecrets, standInTokens } from './stand-in-secrets.ts';
 import type { TokenCache } from './token-cache/index.ts';
 
 export const sampleRequestSchema = z
@@ -51,6 +52,8 @@ export interface DryRunResult {
   request: { method: string; url: string; headers: Record<string, string>; body: string | null };
   logs: string[];
   timing: { scriptUs: number | null; path: 'sync' | 'async' | null };
+  /** `stand-in` when the caller may not read the tenant's secrets and the run got stand-ins. */
+  secrets: 'real' | 'stand-in';
   response?: { status: number; headers: Record<string, string | string[]>; body: string };
 }
 
@@ -94,7 +97,12 @@ export async function dryRunScript(
       : undefined,
     scriptFetchesToken: false,
   };
-  const secrets = await deps.ctx.secrets.loadProviderSecrets(tenantId, config.name);
+  const stored = await deps.ctx.secrets.loadProviderSecrets(tenantId, config.name);
+  // Secrets are write-only: a role that may not set them (a tenant developer) runs its scripts
+  // with stand-ins of the same shape, and a stand-in access token, never the values themselves.
+  const realSecrets = mayDo(actor, 'secret.manage', tenantId);
+  const secrets = realSecrets ? stored : standInSecrets(stored);
+  if (!realSecrets) deps = { ...deps, tokens: standInTokens() };
   // A tenant developer may write a draft whose allowedHosts name any host: its dry-run reaches
   // only hosts a tenant admin approved by activating a version, so real secrets go nowhere else.
   if (!mayDo(actor, 'provider.activate', tenantId)) {
@@ -148,6 +156,7 @@ export async function dryRunScript(
     },
     logs: (prepared.script?.effects.logs ?? []).map(mask),
     timing: { scriptUs: prepared.script?.durationUs ?? null, path: prepared.script?.path ?? null },
+    secrets: realSecrets ? 'real' : 'stand-in',
   };
   if (input.send) {
     // Sent and answered exactly as the proxy would: content-encoding, JSON detection, masking.

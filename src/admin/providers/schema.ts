@@ -52,6 +52,10 @@ export const DryRunResultSchema = z
     }),
     logs: z.array(z.string()),
     timing: z.object({ scriptUs: z.number().nullable(), path: z.enum(['sync', 'async']).nullable() }),
+    secrets: z.enum(['real', 'stand-in']).openapi({
+      description:
+        "stand-in: the caller may not read the tenant's secrets (a tenant developer), so the run used stand-ins of the same shape and a stand-in access token",
+    }),
     response: z
       .object({
         status: z.number().int(),
