@@ -38,6 +38,7 @@
     getOwnPropertyDescriptor,
     getPrototypeOf,
     hasOwn,
+    isExtensible,
     keys: objectKeys,
     prototype: objectPrototype,
   } = Object;
@@ -122,9 +123,18 @@
     }
   }
 
-  /** Deletes enumerable globals a previous run (or work it queued) created; false if one could
-   * not be deleted, and the isolate must be replaced. */
+  // The global object's prototype as set-up leaves it.
+  let bootGlobalPrototype = null;
+
+  /**
+   * Deletes the enumerable globals a previous run (or work it queued) created, so nothing a run
+   * stores carries into the next one (another calling service's request). Hidden globals cannot be
+   * made (guardGlobalObject); a global object whose prototype was changed, or that was made
+   * non-extensible, or a global that cannot be deleted means the isolate must be replaced (false).
+   * Both checks are O(1): listing every global on each run would cost about 5 µs.
+   */
   function clearScriptGlobals() {
+    if (getPrototypeOf(globalThis) !== bootGlobalPrototype || !isExtensible(globalThis)) return false;
     const leftovers = objectKeys(globalThis);
     if (leftovers.length === 0) return true;
     for (const key of leftovers) {
@@ -135,6 +145,48 @@
       }
     }
     return true;
+  }
+
+  /**
+   * Properties defined on the global object through the descriptor functions could be hidden
+   * (non-enumerable) and outlive the run unseen; these functions refuse the global object as a
+   * target. Assignments (`x = 1`, `globalThis.x = 1`) still work and are cleared after the run.
+   */
+  function guardGlobalObject() {
+    const refuse = (name) => {
+      throw new TypeError(`${name}: the global object takes no property descriptors; assign instead`);
+    };
+    const guard = (owner, key, name) => {
+      const original = owner[key];
+      defineProperty(owner, key, {
+        value: {
+          [key](target, ...rest) {
+            if (target === globalThis) refuse(name);
+            return apply(original, this, [target, ...rest]);
+          },
+        }[key],
+        writable: false,
+        configurable: false,
+        enumerable: false,
+      });
+    };
+    guard(Object, 'defineProperty', 'Object.defineProperty');
+    guard(Object, 'defineProperties', 'Object.defineProperties');
+    guard(Reflect, 'defineProperty', 'Reflect.defineProperty');
+    for (const key of ['__defineGetter__', '__defineSetter__']) {
+      const original = objectPrototype[key];
+      defineProperty(objectPrototype, key, {
+        value: {
+          [key](...args) {
+            if (this === globalThis) refuse(key);
+            return apply(original, this, args);
+          },
+        }[key],
+        writable: false,
+        configurable: false,
+        enumerable: false,
+      });
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1233,8 +1285,10 @@
       configurable: false,
     });
   }
+  guardGlobalObject();
   hardenIntrinsics();
   lockGlobalProperties();
+  bootGlobalPrototype = getPrototypeOf(globalThis);
 
   return freeze({ install, run });
 });

@@ -191,7 +191,8 @@ describe('state between runs', () => {
       'request',
       requestScript(`
         reqBody.set('before', typeof globalThis.sticky);
-        Object.defineProperty(globalThis, 'sticky', { value: 1, enumerable: true, configurable: false });
+        globalThis.sticky = 1;
+        Object.freeze(globalThis);
       `),
       'isolation:sticky',
     );
@@ -199,6 +200,33 @@ describe('state between runs', () => {
     for (let i = 0; i < 3; i++)
       bodies.push(jsonBody(await script.runRequest(requestInput(), testHost()))['before']);
     expect(bodies).toEqual(['undefined', 'undefined', 'undefined']);
+  });
+
+  it('hidden globals cannot be made, and a changed global prototype does not reach the next run', async () => {
+    const script = await sandbox.compile(
+      'request',
+      requestScript(`
+        reqBody.set('before', typeof globalThis.viaProto);
+        var refused = [];
+        var attempts = [
+          function () { Object.defineProperty(globalThis, 'stash', { value: 1 }); },
+          function () { Object.defineProperties(globalThis, { stash: { value: 1 } }); },
+          function () { Reflect.defineProperty(globalThis, 'stash', { value: 1 }); },
+          function () { globalThis.__defineGetter__('stash', function () { return 1; }); },
+        ];
+        for (var i = 0; i < attempts.length; i++) {
+          try { attempts[i](); } catch (e) { refused.push(e instanceof TypeError); }
+        }
+        reqBody.set('refused', refused.join(','));
+        reqBody.set('other', String(Object.defineProperty({}, 'a', { value: 1 }).a));
+        Object.setPrototypeOf(globalThis, { viaProto: 'kept' });
+      `),
+      'isolation:hidden-globals',
+    );
+    for (let i = 0; i < 3; i++) {
+      const body = jsonBody(await script.runRequest(requestInput(), testHost()));
+      expect(body).toMatchObject({ before: 'undefined', refused: 'true,true,true,true', other: '1' });
+    }
   });
 
   it('work queued for after the run cannot record effects or reach the next run', async () => {
@@ -243,27 +271,28 @@ describe('state between runs', () => {
     }
   });
 
-  it('argument objects kept from an earlier run do not work afterwards', async () => {
+  it('argument objects cannot be kept for a later run', async () => {
     const script = await sandbox.compile(
       'request',
       requestScript(`
-        var kept = Object.getOwnPropertyDescriptor(globalThis, 'kept');
-        if (kept) { try { kept.value.set('X-Old', '1'); reqBody.set('late', 'worked'); } catch (e) { reqBody.set('late', 'ok'); } }
-        Object.defineProperty(globalThis, 'kept', { value: reqHeaders, enumerable: false, configurable: true });
+        var kept = globalThis.kept;
+        if (kept) { try { kept.set('X-Old', '1'); reqBody.set('late', 'worked'); } catch (e) { reqBody.set('late', 'ok'); } }
+        Object.setPrototypeOf(globalThis, { kept: reqHeaders });
       `),
       'isolation:kept',
     );
     await script.runRequest(requestInput(), testHost());
-    // A kept object only ever acts on the run in progress: here, the second run's own headers.
+    // The global object's new prototype that kept it went with the isolate it changed.
     const second = await script.runRequest(requestInput(), testHost());
-    expect(second.headers['X-Old']).toBe('1');
-    expect(jsonBody(second)['late']).toBe('worked');
+    expect(second.headers['X-Old']).toBeUndefined();
+    expect(jsonBody(second)['late']).toBeUndefined();
   });
 
   it('tenants do not share an isolate', async () => {
     const writer = await sandbox.compile(
       'request',
-      requestScript(`Object.defineProperty(globalThis, 'tenantA', { value: AppKey, enumerable: false });`),
+      // Left on the global object until this script's next run clears it.
+      requestScript(`globalThis.tenantA = AppKey;`),
       'tenant-a:acme:v1:request',
     );
     const reader = await sandbox.compile(
