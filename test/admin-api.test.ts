@@ -703,6 +703,27 @@ describe("a tenant developer's dry-run", () => {
     expect(admin.body.request.headers['x-sig']).toBe(realSignature);
   });
 
+  it('leaves no isolate behind: each dry-run compiles its own and retires it', async () => {
+    const P = 'many-drafts';
+    const { sandbox } = f.gw.services.ctx;
+    const before = sandbox.cachedScripts();
+    for (let i = 0; i < 5; i++) {
+      await api.post(`${base}/providers/${P}/versions`, {
+        name: P,
+        mode: 'script',
+        prefixUrl: f.upstream.url,
+        request: `function (h) { h.set('x-draft', '${i}'); }`,
+      });
+      const res = await api.post(
+        `${base}/providers/${P}/dry-run`,
+        { version: i + 1, request: { path: '/a' } },
+        { token: f.own.developerToken },
+      );
+      expect(res.body.request.headers['x-draft']).toBe(String(i));
+    }
+    expect(sandbox.cachedScripts()).toBe(before);
+  });
+
   it('signs query values as a real call would: a space is %20, a plus stays a plus', async () => {
     const P = 'queries';
     await api.post(`${base}/providers/${P}/versions`, {

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { isKeygateError, KeygateError } from '../errors.ts';
 import type { HttpClient } from '../http-client.ts';
+import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { scriptLogsOf } from '../sandbox/index.ts';
@@ -81,7 +82,29 @@ export async function dryRunScript(
     version: input.version,
   });
   const { config } = version;
-  const cacheKey = `${tenantId}:${config.name}:v${version.version}`;
+  // Its own isolates, retired when it ends: a dry-run leaves nothing in the isolates that serve
+  // traffic, and a developer's many drafts do not each keep an isolate alive.
+  const cacheKey = `dry-run:${newId('dry')}:${tenantId}:${config.name}:v${version.version}`;
+  try {
+    return await dryRunIn(deps, actor, { tenantId, input, sample, version, cacheKey });
+  } finally {
+    deps.ctx.sandbox.evict(cacheKey);
+  }
+}
+
+async function dryRunIn(
+  deps: DryRunDeps,
+  actor: Actor,
+  run: {
+    tenantId: string;
+    input: { send?: boolean };
+    sample: z.output<typeof sampleRequestSchema>;
+    version: Awaited<ReturnType<typeof getProviderVersion>>;
+    cacheKey: string;
+  },
+): Promise<DryRunResult> {
+  const { tenantId, input, sample, version, cacheKey } = run;
+  const { config } = version;
   const provider: LoadedProvider = {
     tenantId,
     name: config.name,

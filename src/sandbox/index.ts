@@ -119,6 +119,10 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       }
     },
 
+    cachedScripts(): number {
+      return cache.size;
+    },
+
     dispose(): void {
       disposed = true;
       for (const entry of cache.values()) entry.script.close();

@@ -29,6 +29,8 @@ export interface Sandbox {
   validate(kind: ScriptKind, source: string): Promise<void>;
   /** Drops every cached script whose key starts with the prefix; runs in flight finish first. */
   evict(cacheKeyPrefix: string): void;
+  /** How many compiled scripts (each with its isolate) the cache holds. */
+  cachedScripts(): number;
   dispose(): void;
 }
 
