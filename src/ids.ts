@@ -17,7 +17,8 @@ let head = '';
  */
 export function newId(prefix: string): string {
   const now = Date.now();
-  if (now !== headMs) {
+  const sameMs = now === headMs;
+  if (!sameMs) {
     headMs = now;
     let time = now;
     head = '';
@@ -25,6 +26,12 @@ export function newId(prefix: string): string {
       head = CROCKFORD[time % 32] + head;
       time = Math.floor(time / 32);
     }
+  }
+  // Within one millisecond the random part counts up from the first id's (as monotonic ULIDs
+  // do), so ids made in order sort in order: audit listings break created_at ties by id.
+  if (sameMs && lastTail !== '') {
+    lastTail = incrementBase32(lastTail);
+    return `${prefix}_${head}${lastTail}`;
   }
   if (randomPoolOffset === randomPool.length) {
     randomFillSync(randomPool);
@@ -34,7 +41,18 @@ export function newId(prefix: string): string {
   for (let i = randomPoolOffset; i < randomPoolOffset + ID_RANDOM_CHARS; i++)
     tail += CROCKFORD[randomPool[i]! % 32];
   randomPoolOffset += ID_RANDOM_CHARS;
+  lastTail = tail;
   return `${prefix}_${head}${tail}`;
+}
+
+let lastTail = '';
+
+/** The next base32 string of the same length (the random part has 80 bits: it never runs out). */
+function incrementBase32(text: string): string {
+  let i = text.length - 1;
+  while (i >= 0 && text[i] === 'z') i--;
+  if (i < 0) return text;
+  return text.slice(0, i) + CROCKFORD[CROCKFORD.indexOf(text[i]!) + 1] + '0'.repeat(text.length - i - 1);
 }
 
 /** A bearer credential: prefix + 32 random bytes base64url. Only its hash is stored. */
