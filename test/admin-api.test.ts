@@ -837,6 +837,15 @@ describe('admin audit log', () => {
     for (const e of res.body.items) {
       expect(e.before ?? e.after, `${e.action} records neither before nor after`).toBeTruthy();
     }
+    const rotated = res.body.items.find(
+      (e: { action: string; after: { sensitive?: boolean } }) =>
+        e.action === 'secret.rotate' && e.after.sensitive !== undefined,
+    );
+    expect(rotated).toMatchObject({
+      before: { version: expect.any(Number), value: '****' },
+      after: { value: '****', sensitive: true },
+    });
+    expect(rotated.after.version).toBe(rotated.before.version + 1);
     const revoked = res.body.items.find((e: { action: string }) => e.action === 'service-token.revoke');
     expect(revoked).toMatchObject({ before: { revokedAt: null }, after: { revokedAt: expect.any(String) } });
 

@@ -41,7 +41,13 @@ export async function setSecret(
       action: r.created ? 'secret.set' : 'secret.rotate',
       targetType: 'secret',
       targetId: `${input.provider}/${input.name}`,
-      after: { version: r.version, value: '****' },
+      before: r.created ? undefined : { version: r.version - 1, value: '****' },
+      // Whether it is masked in proxied answers changes what callers may see: recorded when set.
+      after: {
+        version: r.version,
+        value: '****',
+        ...(input.sensitive === undefined ? {} : { sensitive: input.sensitive }),
+      },
     });
     return r;
   });
