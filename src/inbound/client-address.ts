@@ -57,8 +57,8 @@ export function createClientAddressResolver(trusted: readonly string[]): ClientA
   };
 }
 
-/** `::ffff:192.0.2.1` -> `192.0.2.1` */
-function unmapped(address: string): string {
+/** `::ffff:192.0.2.1` -> `192.0.2.1` (an IPv4 peer on a dual-stack socket). */
+export function unmapped(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 

@@ -29,7 +29,7 @@ import { hasDotSegment } from '../url-path.ts';
 import type { Admission } from './admission.ts';
 import type { AuditWriter } from './audit/index.ts';
 import { capBody, redactedHeadersJson } from './audit/redact.ts';
-import type { ClientAddressResolver } from './client-address.ts';
+import { type ClientAddressResolver, unmapped } from './client-address.ts';
 import type { PartnerKeyForGateway } from './key-cache.ts';
 import type { LkgCache } from './lkg-cache.ts';
 import { type RateLimitDecision, type RateLimiter, rateLimitHeaders } from './ratelimit/index.ts';
@@ -256,7 +256,7 @@ async function forwardToUpstream(
   // As Kong and nginx do: the peer's address is appended to X-Forwarded-For (what came before it is
   // only as good as the proxies that wrote it), X-Real-IP is the client's address (the peer, or
   // from X-Forwarded-For behind trusted proxies), and Via names this hop.
-  const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+  const peer = req.socket.remoteAddress && unmapped(req.socket.remoteAddress);
   if (peer)
     headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${peer}` : peer;
   if (call.clientIp) headers['x-real-ip'] = call.clientIp;
