@@ -36,6 +36,7 @@
     defineProperty,
     freeze,
     getOwnPropertyDescriptor,
+    getOwnPropertySymbols,
     getPrototypeOf,
     hasOwn,
     isExtensible,
@@ -93,6 +94,9 @@
       const desc = getOwnPropertyDescriptor(globalThis, key);
       pending.push(desc.value, desc.get, desc.set);
     }
+    // The global object's own prototype too (not Object.prototype here): a script could keep
+    // state on it from one run to the next.
+    pending.push(getPrototypeOf(globalThis));
     const seen = new Set([globalThis]);
     while (pending.length > 0) {
       const value = pending.pop();
@@ -125,6 +129,8 @@
 
   // The global object's prototype as set-up leaves it.
   let bootGlobalPrototype = null;
+  const EMPTY_PATTERN = /(?:)/;
+  const regExpExec = (pattern, text) => apply(RegExp.prototype.exec, pattern, [text]);
 
   /**
    * Deletes the enumerable globals a previous run (or work it queued) created, so nothing a run
@@ -135,7 +141,10 @@
    */
   function clearScriptGlobals() {
     if (getPrototypeOf(globalThis) !== bootGlobalPrototype || !isExtensible(globalThis)) return false;
-    const leftovers = objectKeys(globalThis);
+    // RegExp.$1, RegExp.input, ...: the last match of the previous run, reset by a match of nothing.
+    regExpExec(EMPTY_PATTERN, '');
+    // Symbol-keyed globals are not among Object.keys (the boot globals have none).
+    const leftovers = [...objectKeys(globalThis), ...getOwnPropertySymbols(globalThis)];
     if (leftovers.length === 0) return true;
     for (const key of leftovers) {
       try {
@@ -728,6 +737,7 @@
       if (typeof value !== 'number') fail(argError(name, label, value));
     } else if (label === 'name') {
       if (typeof value !== 'string') fail(argError(name, label, value));
+      checkArgLength(name, label, value.length);
     } else if (value instanceof Uint8Array) {
       checkArgLength(name, label, value.length);
       call.binary |= 1 << call.args.length;

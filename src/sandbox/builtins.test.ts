@@ -486,9 +486,13 @@ describe('what one run can make the host do', () => {
     ).toBe(hash('md5', 'a'.repeat(1 << 20), 'hex'));
   });
 
-  it('refuses keys, IVs and PEMs over 64 KiB', async () => {
+  it('refuses keys, IVs, PEMs and secret names over 64 KiB', async () => {
     const { message } = await failure(`aes_cbc_pkcs5_encrypt('k'.repeat(70000), 'data', '0123456789abcdef')`);
     expect(message).toContain('at most 65536');
+    const named = await failure(
+      `(function () { var s = 'a'; for (var i = 0; i < 25; i++) s = s + s; return secret(s); })()`,
+    );
+    expect(named.message).toContain('secret: name is 33554432 long; at most 65536');
   });
 
   it('refuses RSA keys above 4096 bits, which would hold the event loop', async () => {

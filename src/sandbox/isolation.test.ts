@@ -229,6 +229,26 @@ describe('state between runs', () => {
     }
   });
 
+  it('symbol-keyed globals, the global prototype and RegExp statics carry nothing to the next run', async () => {
+    const script = await sandbox.compile(
+      'request',
+      requestScript(`
+        // The global's prototype is frozen: the assignment does not take (silently, in sloppy code).
+        var proto = Object.getPrototypeOf(globalThis);
+        reqBody.set('before', String(globalThis[Symbol.for('k')]) + ',' + RegExp.$1 + ',' + String(proto.kept));
+        proto.kept = 'from an earlier request';
+        globalThis[Symbol.for('k')] = 'from an earlier request';
+        /(secret-\\d+)/.exec('x secret-42 y');
+      `),
+      'isolation:symbols',
+    );
+    for (let i = 0; i < 3; i++) {
+      expect(jsonBody(await script.runRequest(requestInput(), testHost()))['before']).toBe(
+        'undefined,,undefined',
+      );
+    }
+  });
+
   it('work queued for after the run cannot record effects or reach the next run', async () => {
     const script = await sandbox.compile(
       'request',
