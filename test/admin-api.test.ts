@@ -1072,7 +1072,8 @@ describe('partner keys and inbound routes', () => {
       scopes: ['a:read'],
     });
     expect(route.status, route.text).toBe(201);
-    expect(route.body).toMatchObject({ keyIds: null, scopes: ['a:read'] });
+    // No key by id: stored as an empty list, so a node without scopes refuses instead of admitting all.
+    expect(route.body).toMatchObject({ keyIds: [], scopes: ['a:read'] });
     expect((await api.delete(`${base}/routes/${route.body.id}`)).status).toBe(204);
   });
 

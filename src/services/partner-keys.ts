@@ -582,8 +582,9 @@ function toView(key: PartnerKey, liveSecretVersions: number[]): PartnerKeyView {
   };
 }
 
-function scopesOf(column: string | null): string[] {
-  return column === null ? [] : (JSON.parse(column) as string[]);
+function scopesOf(column: string | null | undefined): string[] {
+  // undefined: a row read before the scopes migration ran.
+  return column == null ? [] : (JSON.parse(column) as string[]);
 }
 
 function auditView(key: PartnerKey, liveSecretVersions: number[]) {

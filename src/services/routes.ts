@@ -83,7 +83,9 @@ export async function addRoute(ctx: ServiceContext, actor: Actor, input: AddRout
     prefix,
     upstream,
     timeout_ms: timeoutMs,
-    key_ids: keyIds ? JSON.stringify(keyIds) : null,
+    // A scope rule without a key list stores an empty list, not null: a node still on a version
+    // without scopes then refuses every key instead of admitting them all during a rolling deploy.
+    key_ids: keyIds ? JSON.stringify(keyIds) : scopes ? '[]' : null,
     scopes: scopes ? JSON.stringify(scopes) : null,
     created_at: now,
     updated_at: now,
@@ -156,8 +158,9 @@ export function toRouteView(row: Route): RouteView {
     prefix: row.prefix,
     upstream: row.upstream,
     timeoutMs: Number(row.timeout_ms),
-    keyIds: row.key_ids === null ? null : (JSON.parse(row.key_ids) as string[]),
-    scopes: row.scopes === null ? null : (JSON.parse(row.scopes) as string[]),
+    keyIds: row.key_ids == null ? null : (JSON.parse(row.key_ids) as string[]),
+    // == null: also a row read before the scopes migration ran (no such column yet).
+    scopes: row.scopes == null ? null : (JSON.parse(row.scopes) as string[]),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
