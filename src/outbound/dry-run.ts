@@ -12,7 +12,6 @@ import { newId } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { scriptLogsOf } from '../sandbox/index.ts';
-import { createMasker } from '../secrets/mask.ts';
 import type { ProviderSecrets } from '../secrets/secret-store.ts';
 import { type Actor, authorize, mayDo } from '../services/actor.ts';
 import type { ServiceContext } from '../services/context.ts';
@@ -20,13 +19,7 @@ import { egressHosts } from '../services/provider-config.ts';
 import { getProviderVersion, loadActiveProviderConfig, validationError } from '../services/providers.ts';
 import { resolveTenantId } from '../services/tenants.ts';
 import type { LoadedProvider } from './provider-registry.ts';
-import {
-  answerFromUpstream,
-  maskerFor,
-  prepareSignedRequest,
-  sensitiveValuesOf,
-  withMaskedDetail,
-} from './proxy.ts';
+import { answerFromUpstream, maskerFor, maskHost, prepareSignedRequest, withMaskedDetail } from './proxy.ts';
 import { serializeQuery } from './query.ts';
 import { standInSecrets, standInTokens } from './stand-in-secrets.ts';
 import type { TokenCache } from './token-cache/index.ts';
@@ -222,10 +215,9 @@ function approvedHostsOnly(http: HttpClient, hosts: Set<string>, secrets: Provid
     async send(req) {
       const url = new URL(req.url);
       if (!hosts.has(url.host.toLowerCase())) {
-        const maskHost = createMasker(sensitiveValuesOf(secrets), { ignoreCase: true });
         throw new KeygateError(
           'KG_EGRESS_DENIED',
-          `a tenant developer's dry-run reaches only hosts the active version allows, and ${maskHost(url.host)} is not one; a tenant admin can run it`,
+          `a tenant developer's dry-run reaches only hosts the active version allows, and ${maskHost(secrets, url.host)} is not one; a tenant admin can run it`,
         );
       }
       return http.send(req);

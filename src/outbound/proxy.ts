@@ -310,12 +310,18 @@ export function assertEgressAllowed(
   ) {
     return;
   }
-  // A script may have built the host from a secret, and URL parsing lower-cases host names.
-  const maskHost = createMasker(sensitiveValuesOf(secrets), { ignoreCase: true });
   throw new KeygateError(
     'KG_EGRESS_DENIED',
-    `${what} to ${maskHost(`${url.protocol}//${url.host}`)} is not allowed for provider ${provider.name}; add the host to allowedHosts`,
+    `${what} to ${maskHost(secrets, `${url.protocol}//${url.host}`)} is not allowed for provider ${provider.name}; add the host to allowedHosts`,
   );
+}
+
+/**
+ * A host name for an error detail, secrets masked: a script may have built the host from a secret,
+ * and URL parsing lower-cases host names, so the match ignores case (built on error paths only).
+ */
+export function maskHost(secrets: ProviderSecrets, host: string): string {
+  return createMasker(sensitiveValuesOf(secrets), { ignoreCase: true })(host);
 }
 
 /** `/<provider>/<path>` of a proxy URL; the path is kept exactly as sent (not decoded). */

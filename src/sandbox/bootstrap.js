@@ -165,29 +165,14 @@
     const refuse = (name) => {
       throw new TypeError(`${name}: the global object takes no property descriptors; assign instead`);
     };
-    const guard = (owner, key, name) => {
+    // `targetOf` picks the object a call defines on: its first argument, or `this` (the legacy
+    // __defineGetter__ / __defineSetter__ methods).
+    const guard = (owner, key, name, targetOf) => {
       const original = owner[key];
       defineProperty(owner, key, {
         value: {
-          [key](target, ...rest) {
-            if (target === globalThis) refuse(name);
-            return apply(original, this, [target, ...rest]);
-          },
-        }[key],
-        writable: false,
-        configurable: false,
-        enumerable: false,
-      });
-    };
-    guard(Object, 'defineProperty', 'Object.defineProperty');
-    guard(Object, 'defineProperties', 'Object.defineProperties');
-    guard(Reflect, 'defineProperty', 'Reflect.defineProperty');
-    for (const key of ['__defineGetter__', '__defineSetter__']) {
-      const original = objectPrototype[key];
-      defineProperty(objectPrototype, key, {
-        value: {
           [key](...args) {
-            if (this === globalThis) refuse(key);
+            if (targetOf(this, args) === globalThis) refuse(name);
             return apply(original, this, args);
           },
         }[key],
@@ -195,7 +180,14 @@
         configurable: false,
         enumerable: false,
       });
-    }
+    };
+    const firstArgument = (_self, args) => args[0];
+    const receiver = (self) => self;
+    guard(Object, 'defineProperty', 'Object.defineProperty', firstArgument);
+    guard(Object, 'defineProperties', 'Object.defineProperties', firstArgument);
+    guard(Reflect, 'defineProperty', 'Reflect.defineProperty', firstArgument);
+    guard(objectPrototype, '__defineGetter__', '__defineGetter__', receiver);
+    guard(objectPrototype, '__defineSetter__', '__defineSetter__', receiver);
   }
 
   // ------------------------------------------------------------------------------------------
