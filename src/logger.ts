@@ -27,3 +27,13 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     destination as pino.DestinationStream | undefined,
   );
 }
+
+/**
+ * An error as a log field: name, message, code and stack only. Driver errors (mysql2, ioredis,
+ * undici) carry more enumerable properties, such as query text with its values, that pino would
+ * otherwise copy into the line.
+ */
+export function summarizeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { value: String(err) };
+  return { name: err.name, message: err.message, code: (err as { code?: unknown }).code, stack: err.stack };
+}

@@ -1,4 +1,7 @@
-/** The proxy's JSON logs: one request id per request, script log() lines, and never a secret. */
+/**
+ * The proxy's JSON logs (an access line per request with its request id, script log() lines, never
+ * a secret) and its request metrics, whose provider label a caller cannot make up.
+ */
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -62,12 +65,49 @@ describe('outbound logs', () => {
     expect(scriptLine!.lines).toEqual(['signing with **** ****']);
     expect(lines.find((l) => l.msg === 'outbound request failed')).toMatchObject({
       requestId: failedId,
+      level: 30,
+      method: 'GET',
+      provider: 'nope',
+      status: 404,
       code: 'KG_PROVIDER_NOT_FOUND',
     });
+    const access = lines.find(
+      (l) => l.msg === 'outbound request' && l.requestId === ok.headers.get('x-request-id'),
+    );
+    expect(access).toMatchObject({ level: 30, method: 'GET', provider: 'logged', status: 200 });
+    expect(access!.ms).toEqual(expect.any(Number));
     for (const line of raw) {
       expect(line).not.toContain(SECRET);
       expect(line).not.toContain(Buffer.from(SECRET).toString('base64'));
       expect(line).not.toContain(token);
     }
+  });
+
+  it('labels request metrics with loaded providers only: made-up names add no series', async () => {
+    const made = ['rnd-1', 'rnd-2', 'x'.repeat(3000), '%22%0A%7D'];
+    for (const name of made) {
+      const anonymous = await fetch(`${gw.outboundUrl}/v1/proxy/${name}/x`);
+      expect(anonymous.status).toBe(401);
+      const unknown = await fetch(`${gw.outboundUrl}/v1/proxy/${name}/x`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(unknown.status).toBe(404);
+      expect(unknown.headers.get('keygate-error')).toBe('KG_PROVIDER_NOT_FOUND');
+    }
+    const known = await fetch(`${gw.outboundUrl}/v1/proxy/logged/x`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(known.status).toBe(200);
+
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const outboundProviders = new Set(
+      [...metrics.matchAll(/keygate_http_requests_total\{listener="outbound",provider="([^"]*)"/g)].map(
+        (m) => m[1],
+      ),
+    );
+    expect(outboundProviders).toEqual(new Set(['logged', '-']));
+    expect(metrics).toMatch(
+      /keygate_http_requests_total\{listener="outbound",provider="-",status="401"\} [4-9]/,
+    );
   });
 });

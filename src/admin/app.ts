@@ -12,6 +12,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { newId } from '../ids.ts';
 import type { Services } from '../server/create-services.ts';
+import { adminAccessLog } from './access-log.ts';
 import { registerAuditRoutes } from './audit/index.ts';
 import { authenticateAdmin, requireOwnTenant } from './auth.ts';
 import { renderDocsPage } from './docs.ts';
@@ -23,7 +24,6 @@ import { registerMemberRoutes } from './members/index.ts';
 import { registerPartnerKeyRoutes } from './partner-keys/index.ts';
 import { adminNotFound, createAdminErrorHandler, validationHook } from './problems.ts';
 import { registerProviderRoutes } from './providers/index.ts';
-import { adminRequestMetrics } from './request-metrics.ts';
 import { API_PREFIX } from './schemas.ts';
 import { registerScriptRoutes } from './scripts/index.ts';
 import { registerSecretRoutes } from './secrets/index.ts';
@@ -59,7 +59,7 @@ export function createAdminApp(services: Services): OpenAPIHono<AdminEnv> {
     await next();
     c.header('x-request-id', requestId);
   });
-  app.use('*', adminRequestMetrics(services.metrics));
+  app.use('*', adminAccessLog(services.metrics, services.logger));
 
   app.get('/metrics', async (c) => {
     // The provider versions this node has loaded, read at scrape time.

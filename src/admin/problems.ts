@@ -16,7 +16,7 @@ import {
   PROBLEM_CONTENT_TYPE,
   toProblem,
 } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, summarizeError } from '../logger.ts';
 import type { AdminEnv } from './env.ts';
 
 const TARGET_NAMES: Record<string, string> = {
@@ -79,16 +79,13 @@ export function createAdminErrorHandler(logger: Logger): ErrorHandler<AdminEnv> 
       const mapped = HTTP_EXCEPTION_CODES[err.status] ?? HTTP_EXCEPTION_CODES[400]!;
       return problemFor(c, new KeygateError(mapped.code, mapped.detail));
     }
-    logger.error({ requestId: c.get('requestId'), err: summarize(err) }, 'admin request failed unexpectedly');
+    logger.error(
+      { requestId: c.get('requestId'), err: summarizeError(err) },
+      'admin request failed unexpectedly',
+    );
     return problemFor(c, err);
   };
 }
 
 export const adminNotFound: NotFoundHandler<AdminEnv> = (c) =>
   problemFor(c, new KeygateError('KG_NOT_FOUND', `no admin route ${c.req.method} ${c.req.path}`));
-
-/** Name, message and stack only: a driver error object can carry query text. */
-function summarize(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { value: String(err) };
-  return { name: err.name, message: err.message, code: (err as { code?: unknown }).code, stack: err.stack };
-}

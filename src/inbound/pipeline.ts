@@ -21,7 +21,7 @@ import {
 } from '../errors.ts';
 import { answerLength, type HttpClient, type UpstreamResponse, withoutHopByHop } from '../http-client.ts';
 import { newId } from '../ids.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, summarizeError } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { toDbTime } from '../storage/db.ts';
 import type { AuditOutcome, NewAuditLogRow } from '../storage/schema.ts';
@@ -304,7 +304,10 @@ async function answerWithProblem(
 ): Promise<void> {
   const problem = toProblem(err, call.requestId);
   if (!isKeygateError(err)) {
-    deps.logger.error({ requestId: call.requestId, err }, 'inbound call failed unexpectedly');
+    deps.logger.error(
+      { requestId: call.requestId, err: summarizeError(err) },
+      'inbound call failed unexpectedly',
+    );
   }
   if (!call.rateLimit && call.key?.status === 'active' && problem.code !== 'KG_RATE_LIMITER_UNAVAILABLE') {
     call.rateLimit = await deps.limiter.decide(call.key.keyId, call.key.policy, 0).catch(() => undefined);
@@ -364,19 +367,10 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
   deps.audit.write(row);
 
   deps.metrics.recordRequest('inbound', call.route?.prefix ?? '-', answer.status, latencyMs / 1000);
-  if (answer.status >= 500) {
-    deps.logger.warn(
-      {
-        requestId: call.requestId,
-        keyId: call.key?.keyId,
-        status: answer.status,
-        outcome: answer.outcome,
-        code: errorCodeOf(answer),
-      },
-      'inbound call failed',
-    );
-  } else if (deps.logger.isLevelEnabled('debug')) {
-    deps.logger.debug(
+  // The access log: one line per call, at warn for 5xx answers.
+  const level = answer.status >= 500 ? 'warn' : 'info';
+  if (deps.logger.isLevelEnabled(level)) {
+    deps.logger[level](
       {
         requestId: call.requestId,
         keyId: call.key?.keyId,
@@ -388,7 +382,7 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
         secretVersion: call.secretVersion,
         ms: Math.round(latencyMs * 10) / 10,
       },
-      'inbound call',
+      answer.status >= 500 ? 'inbound call failed' : 'inbound call',
     );
   }
 }

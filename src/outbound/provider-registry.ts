@@ -8,7 +8,7 @@ import { KeygateError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { CompiledScript, Sandbox } from '../sandbox/index.ts';
 import type { ConfigEvents } from '../services/context.ts';
-import { egressHosts, type ProviderConfig } from '../services/provider-config.ts';
+import { egressHosts, PROVIDER_NAME, type ProviderConfig } from '../services/provider-config.ts';
 import { loadActiveProviderConfig } from '../services/providers.ts';
 import type { Db } from '../storage/db.ts';
 
@@ -35,6 +35,11 @@ export interface ProviderRegistry {
   get(tenantId: string, name: string): Promise<LoadedProvider>;
   /** Loaded version per provider, for metrics and readiness. */
   loaded(): LoadedProvider[];
+  /**
+   * Whether some tenant's provider of this name has been loaded: a caller's URL may name anything,
+   * so only these names may become metric labels.
+   */
+  isKnownName(name: string): boolean;
   close(): void;
 }
 
@@ -44,9 +49,14 @@ export function createProviderRegistry(opts: {
   configEvents: ConfigEvents;
   pollMs: number;
   logger: Logger;
+  /** How many "no such provider" answers are remembered (oldest forgotten first). */
+  maxMissing?: number;
 }): ProviderRegistry {
-  const { db, sandbox, pollMs, logger } = opts;
+  const { db, sandbox, pollMs, logger, maxMissing = 1_000 } = opts;
   const entries = new Map<string, Entry>();
+  /** Keys of entries holding no provider, oldest first: bounded, as callers choose the names. */
+  const missing = new Set<string>();
+  const knownNames = new Set<string>();
   const keyOf = (tenantId: string, name: string) => `${tenantId}\u0000${name}`;
 
   const unsubscribe = opts.configEvents.subscribe((tenantId, name) => {
@@ -90,11 +100,32 @@ export function createProviderRegistry(opts: {
     };
   }
 
+  /** Records what a load found, keeping the not-found entries within `maxMissing`. */
+  function settle(key: string, entry: Entry, provider: LoadedProvider | null): void {
+    entry.provider = provider;
+    entry.checkedAt = Date.now();
+    if (provider) {
+      knownNames.add(provider.name);
+      missing.delete(key);
+      return;
+    }
+    missing.delete(key);
+    missing.add(key);
+    while (missing.size > maxMissing) {
+      const oldest = missing.values().next().value!;
+      missing.delete(oldest);
+      entries.delete(oldest);
+    }
+  }
+
   function refresh(tenantId: string, name: string, entry: Entry): Promise<void> {
     entry.refreshing ??= load(tenantId, name, entry.provider)
       .then((provider) => {
-        entry.provider = provider;
-        entry.checkedAt = Date.now();
+        if (entries.get(keyOf(tenantId, name)) === entry) settle(keyOf(tenantId, name), entry, provider);
+        else {
+          entry.provider = provider;
+          entry.checkedAt = Date.now();
+        }
       })
       .catch((err: unknown) => {
         // Keep serving the last-known-good version; try again after the next poll interval.
@@ -112,12 +143,19 @@ export function createProviderRegistry(opts: {
 
   return {
     async get(tenantId, name) {
+      // Names no provider can have are answered without a lookup or a cache entry.
+      if (!PROVIDER_NAME.test(name))
+        throw new KeygateError(
+          'KG_PROVIDER_NOT_FOUND',
+          'no such provider (names are 1-100 of a-z 0-9 . _ - and start alphanumeric)',
+        );
       const key = keyOf(tenantId, name);
       let entry = entries.get(key);
       if (!entry) {
         const fresh: Entry = { provider: null, checkedAt: 0, refreshing: undefined };
+        let provider: LoadedProvider | null;
         try {
-          fresh.provider = await load(tenantId, name, null);
+          provider = await load(tenantId, name, null);
         } catch (err) {
           if (err instanceof KeygateError) throw err;
           logger.warn({ err: errorSummary(err), tenantId, provider: name }, 'provider config unavailable');
@@ -126,9 +164,12 @@ export function createProviderRegistry(opts: {
             `configuration of provider ${name} could not be loaded`,
           );
         }
-        fresh.checkedAt = Date.now();
-        entry = entries.get(key) ?? fresh;
-        entries.set(key, entry);
+        entry = entries.get(key);
+        if (!entry) {
+          entry = fresh;
+          entries.set(key, entry);
+          settle(key, entry, provider);
+        }
       } else if (Date.now() - entry.checkedAt >= pollMs) {
         void refresh(tenantId, name, entry);
       }
@@ -136,6 +177,7 @@ export function createProviderRegistry(opts: {
       return entry.provider;
     },
     loaded: () => [...entries.values()].flatMap((e) => (e.provider ? [e.provider] : [])),
+    isKnownName: (name) => knownNames.has(name),
     close: unsubscribe,
   };
 }

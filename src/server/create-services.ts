@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { createHttpClient, type HttpClient } from '../http-client.ts';
-import { createLogger, type Logger } from '../logger.ts';
+import { createLogger, type Logger, summarizeError } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { createProviderRegistry, type ProviderRegistry } from '../outbound/provider-registry.ts';
 import { createServiceAuthenticator, type ServiceAuthenticator } from '../outbound/service-auth.ts';
@@ -143,7 +143,7 @@ export async function createServices(
           try {
             await close();
           } catch (err) {
-            logger.warn({ err }, 'error while shutting down');
+            logger.warn({ err: summarizeError(err) }, 'error while shutting down');
           }
         }
       },

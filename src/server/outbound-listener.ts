@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KeygateError } from '../errors.ts';
 import { answerLength } from '../http-client.ts';
+import { summarizeError } from '../logger.ts';
 import { type OutboundDeps, parseProxyTarget, proxyRequest } from '../outbound/proxy.ts';
 import { handleHealth, readBodyWithLimit, requestIdOf, sendProblem } from './http.ts';
 
@@ -16,8 +17,8 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
     const requestId = requestIdOf(req);
     const started = performance.now();
     const target = parseProxyTarget(req.url ?? '/');
-    const providerLabel = target?.provider ?? '-';
     let status: number;
+    let failure: { code: string; detail?: string; err?: unknown } | undefined;
     try {
       if (!target) throw new KeygateError('KG_NOT_FOUND', 'expected /v1/proxy/<provider>/<path>');
       const body = await readBodyWithLimit(req, deps.maxBodyBytes);
@@ -36,24 +37,29 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
       status = answer.status;
     } catch (err) {
       status = sendProblem(res, err, requestId);
-      const code = err instanceof KeygateError ? err.code : 'KG_INTERNAL';
-      const log = status >= 500 ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger);
-      log(
-        {
-          requestId,
-          provider: providerLabel,
-          code,
-          detail: err instanceof KeygateError ? err.message : undefined,
-          err: err instanceof KeygateError ? undefined : err,
-        },
-        'outbound request failed',
-      );
+      failure =
+        err instanceof KeygateError
+          ? { code: err.code, detail: err.message }
+          : { code: 'KG_INTERNAL', err: summarizeError(err) };
     }
     const seconds = (performance.now() - started) / 1000;
+    // Callers may put anything in the URL: only names of loaded providers become metric series.
+    const providerLabel = target && deps.providers.isKnownName(target.provider) ? target.provider : '-';
     deps.metrics.recordRequest('outbound', providerLabel, status, seconds);
-    deps.logger.debug(
-      { requestId, provider: providerLabel, method: req.method, status, ms: seconds * 1000 },
-      'outbound request',
-    );
+    // The access log: one line per request (keygate's own failures at warn when they are 5xx).
+    const level = failure && status >= 500 ? 'warn' : 'info';
+    if (deps.logger.isLevelEnabled(level)) {
+      deps.logger[level](
+        {
+          requestId,
+          method: req.method,
+          provider: target?.provider.slice(0, 100),
+          status,
+          ms: Math.round(seconds * 1e4) / 10,
+          ...failure,
+        },
+        failure ? 'outbound request failed' : 'outbound request',
+      );
+    }
   };
 }

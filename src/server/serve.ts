@@ -17,6 +17,7 @@ import { createAdminApp } from '../admin/app.ts';
 import type { ListenerRole } from '../config.ts';
 import { ERROR_HEADER, KeygateError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { summarizeError } from '../logger.ts';
 import { type Services, StartupError } from './create-services.ts';
 import { handleHealth, requestIdOf, sendProblem } from './http.ts';
 import { createInboundHandler } from './inbound-listener.ts';
@@ -112,7 +113,7 @@ export async function startServer(
 function createListener(services: Services, role: ListenerRole, handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
     handler(req, res).catch((err: unknown) => {
-      services.logger.error({ err, role }, 'unhandled listener error');
+      services.logger.error({ err: summarizeError(err), role }, 'unhandled listener error');
       if (res.headersSent) res.destroy();
       else sendProblem(res, err, requestIdOf(req));
     });

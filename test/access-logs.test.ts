@@ -1,0 +1,98 @@
+/**
+ * The inbound and admin listeners' access logs: one JSON line per request at info (warn for 5xx),
+ * with the request id, and never a credential. (The outbound proxy's are in outbound-logs.test.ts.)
+ */
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_ACTOR } from '../src/cli/context.ts';
+import { createAdminToken } from '../src/services/tokens.ts';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import {
+  createTestKey,
+  createTestRoute,
+  createTestTenant,
+  type PartnerKeyCredentials,
+  send,
+} from './helpers/inbound.ts';
+import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+describe('access logs', () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
+  let gw: TestGateway;
+  let upstream: TestUpstream;
+  let key: PartnerKeyCredentials;
+
+  beforeAll(async () => {
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) {
+          raw.push(line);
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        }
+        done();
+      },
+    });
+    gw = await startTestGateway({ logTo: sink });
+    upstream = await startUpstream((_req, res) => json(res, 200, { ok: true }));
+    const tenantId = await createTestTenant(gw.services.ctx, 'log');
+    key = await createTestKey(gw.services.ctx, tenantId);
+    await createTestRoute(gw.services.ctx, tenantId, '/svc', upstream.url);
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  const lineFor = (requestId: unknown) => lines.find((l) => l.requestId === requestId);
+
+  it('logs every inbound call, admitted or refused, with its outcome and code', async () => {
+    const ok = await send(gw.inboundUrl, '/svc/orders?x=1', { key });
+    expect(ok.status).toBe(200);
+    const forged = await send(gw.inboundUrl, '/svc/orders', { key, sign: { secret: 'wrong' } });
+    expect(forged.status).toBe(401);
+
+    expect(lineFor(ok.headers['x-request-id'])).toMatchObject({
+      level: 30,
+      msg: 'inbound call',
+      keyId: key.keyId,
+      method: 'GET',
+      path: '/svc/orders',
+      status: 200,
+      outcome: 'ok',
+    });
+    expect(lineFor(forged.headers['x-request-id'])).toMatchObject({
+      level: 30,
+      msg: 'inbound call',
+      status: 401,
+      code: 'KG_SIGNATURE_MISMATCH',
+    });
+    for (const line of raw) expect(line).not.toContain(key.secret);
+  });
+
+  it('logs every admin request with its route template, the token id and any error code', async () => {
+    const admin = await createAdminToken(gw.services.ctx, CLI_ACTOR, { role: 'gateway_admin', name: 'log' });
+    const listed = await fetch(`${gw.adminUrl}/admin/v1/tenants`, {
+      headers: { authorization: `Bearer ${admin.token}` },
+    });
+    expect(listed.status).toBe(200);
+    const refused = await fetch(`${gw.adminUrl}/admin/v1/tenants`, {
+      headers: { authorization: 'Bearer not-a-token' },
+    });
+    expect(refused.status).toBe(401);
+
+    expect(lineFor(listed.headers.get('x-request-id'))).toMatchObject({
+      level: 30,
+      msg: 'admin request',
+      method: 'GET',
+      route: '/admin/v1/tenants',
+      status: 200,
+      tokenId: admin.id,
+      role: 'gateway_admin',
+    });
+    const refusedLine = lineFor(refused.headers.get('x-request-id'));
+    expect(refusedLine).toMatchObject({ level: 30, msg: 'admin request', status: 401 });
+    expect(refusedLine!.code).toMatch(/^KG_/);
+    for (const line of raw) expect(line).not.toContain(admin.token);
+  });
+});
