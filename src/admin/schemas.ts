@@ -103,17 +103,38 @@ export const versionRef = z.union([z.literal('active'), z.coerce.number().int().
 /** The same in a JSON body. */
 export const versionRefJson = z.union([z.literal('active'), z.number().int().min(1)]);
 
+/** `?limit=&cursor=` of every list endpoint (see services/paging.ts). */
 export const pageQuery = {
-  cursor: z.string().min(1).max(500).optional().openapi({ description: 'nextCursor of the previous page' }),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z
+    .string()
+    .min(1)
+    .max(500)
+    .optional()
+    .openapi({ description: 'nextCursor of the previous page (opaque; only for this endpoint)' }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(500)
+    .default(50)
+    .openapi({ description: 'Items per page, 1-500; default 50' }),
+};
+
+export const PageQuery = z.object(pageQuery);
+
+export const timeRangeQuery = {
   since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, inclusive' }),
   until: z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO 8601, exclusive' }),
 };
 
+/** A page of a list endpoint: `items` in the endpoint's order, `nextCursor` null on the last page. */
 export function pageSchema<T extends z.ZodType>(item: T) {
   return z.object({
     items: z.array(item),
-    nextCursor: z.string().nullable().openapi({ description: 'Pass as cursor for the next (older) page' }),
+    nextCursor: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Pass as cursor for the next page; null on the last page' }),
   });
 }
 

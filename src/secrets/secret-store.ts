@@ -49,8 +49,15 @@ export interface SecretStore {
     trx?: Db,
   ): Promise<{ created: boolean; version: number; updatedAt: string }>;
   delete(tenantId: string, provider: string, name: string, trx?: Db): Promise<boolean>;
-  /** Metadata only, never values. */
-  list(tenantId: string, provider?: string): Promise<SecretInfo[]>;
+  /**
+   * Metadata only, never values; by provider, then name. `range` reads one stretch of that order:
+   * at most `limit` secrets after the (provider, name) `after`.
+   */
+  list(
+    tenantId: string,
+    provider?: string,
+    range?: { after?: readonly [provider: string, name: string]; limit?: number },
+  ): Promise<SecretInfo[]>;
   /**
    * Hot path, called by every proxied request: answered from memory when cached, refreshed in
    * the background after `cacheTtlMs`; while the database or KMS is unreachable the last-known-good
@@ -387,12 +394,23 @@ export function createSecretStore({
       return Number(result.numDeletedRows) > 0;
     },
 
-    async list(tenantId, provider) {
+    async list(tenantId, provider, range = {}) {
       let query = db
         .selectFrom('secrets')
         .select(['provider', 'name', 'sensitive', 'version', 'updated_at'])
         .where('tenant_id', '=', tenantId);
       if (provider !== undefined) query = query.where('provider', '=', provider);
+      const { after, limit } = range;
+      if (after !== undefined) {
+        const [afterProvider, afterName] = after;
+        query = query.where((eb) =>
+          eb.or([
+            eb('provider', '>', afterProvider),
+            eb.and([eb('provider', '=', afterProvider), eb('name', '>', afterName)]),
+          ]),
+        );
+      }
+      if (limit !== undefined) query = query.limit(limit);
       const rows = await query.orderBy('provider').orderBy('name').execute();
       return rows.map((row) => ({
         provider: row.provider,

@@ -9,13 +9,14 @@ import type { AuditLogRow, AuditOutcome } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { listAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
+import { defineListing, mapPage, type Page, pageOf, rowsToFetch, startAfter } from './paging.ts';
 import { resolveTenantId } from './tenants.ts';
 
-export interface Page<T> {
-  items: T[];
-  /** Pass as `cursor` to get the next (older) page; null on the last page. */
-  nextCursor: string | null;
-}
+const ADMIN_AUDIT = defineListing('admin-audit', 1, (r: { id: string }) => [r.id]);
+const INBOUND_AUDIT = defineListing('audit-log', 2, (r: { created_at: string; request_id: string }) => [
+  r.created_at,
+  r.request_id,
+]);
 
 interface TimeRange {
   /** ISO 8601, inclusive. */
@@ -43,16 +44,15 @@ export async function queryAdminAudit(
   input: { tenant: string | null; action?: string; cursor?: string; limit: number } & TimeRange,
 ): Promise<Page<AdminAuditView>> {
   const tenantId = await authorizeAuditScope(ctx, actor, input.tenant);
-  const after = input.cursor === undefined ? undefined : decodeCursor(input.cursor, 1)[0];
   const rows = await listAdminAudit(ctx.db, {
     tenantId,
     action: input.action,
     since: dbTimeOf(input.since, 'since'),
     until: dbTimeOf(input.until, 'until'),
-    after,
-    limit: input.limit + 1,
+    after: startAfter(ADMIN_AUDIT, input)?.[0],
+    limit: rowsToFetch(input),
   });
-  const items = rows.slice(0, input.limit).map((r) => ({
+  return mapPage(pageOf(ADMIN_AUDIT, rows, input), (r) => ({
     id: r.id,
     tenantId: r.tenant_id,
     actor: parseJson(r.actor),
@@ -63,8 +63,6 @@ export async function queryAdminAudit(
     after: r.after_state === null ? null : parseJson(r.after_state),
     createdAt: r.created_at,
   }));
-  const last = items.at(-1);
-  return { items, nextCursor: rows.length > input.limit && last ? encodeCursor([last.id]) : null };
 }
 
 export interface InboundAuditSummary {
@@ -121,12 +119,13 @@ export async function queryInboundAudit(
   } & TimeRange,
 ): Promise<Page<InboundAuditSummary>> {
   const tenantId = await authorizeAuditScope(ctx, actor, input.tenant);
+  const after = startAfter(INBOUND_AUDIT, input);
   let query = ctx.db
     .selectFrom('audit_log')
     .select(SUMMARY_COLUMNS)
     .orderBy('created_at', 'desc')
     .orderBy('request_id', 'desc')
-    .limit(input.limit + 1);
+    .limit(rowsToFetch(input));
   if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
   if (input.keyId) query = query.where('key_id', '=', input.keyId);
   if (input.outcome) query = query.where('outcome', '=', input.outcome);
@@ -134,8 +133,8 @@ export async function queryInboundAudit(
   const until = dbTimeOf(input.until, 'until');
   if (since) query = query.where('created_at', '>=', since);
   if (until) query = query.where('created_at', '<', until);
-  if (input.cursor !== undefined) {
-    const [createdAt, requestId] = decodeCursor(input.cursor, 2) as [string, string];
+  if (after !== undefined) {
+    const [createdAt, requestId] = after;
     query = query.where((eb) =>
       eb.or([
         eb('created_at', '<', createdAt),
@@ -143,13 +142,7 @@ export async function queryInboundAudit(
       ]),
     );
   }
-  const rows = await query.execute();
-  const items = rows.slice(0, input.limit).map(toSummary);
-  const last = rows[input.limit - 1];
-  return {
-    items,
-    nextCursor: rows.length > input.limit && last ? encodeCursor([last.created_at, last.request_id]) : null,
-  };
+  return mapPage(pageOf(INBOUND_AUDIT, await query.execute(), input), toSummary);
 }
 
 /** One inbound audit row in full (headers and capped bodies); 404 outside the caller's tenant. */
@@ -210,21 +203,6 @@ function dbTimeOf(iso: string | undefined, field: string): string | undefined {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw invalid(field, 'must be an ISO 8601 date-time');
   return toDbTime(ms);
-}
-
-function encodeCursor(parts: string[]): string {
-  return Buffer.from(JSON.stringify(parts)).toString('base64url');
-}
-
-function decodeCursor(cursor: string, arity: number): string[] {
-  try {
-    const parts: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(parts) && parts.length === arity && parts.every((p) => typeof p === 'string'))
-      return parts;
-  } catch {
-    // reported below
-  }
-  throw invalid('cursor', 'not a cursor returned by this endpoint');
 }
 
 function invalid(path: string, message: string): KeygateError {

@@ -12,6 +12,15 @@ import type { OnRedisDown, PartnerKey, RateLimitAlgorithm } from '../storage/sch
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
+import {
+  defineListing,
+  mapPage,
+  type Page,
+  type PageRequest,
+  pageOf,
+  rowsToFetch,
+  startAfter,
+} from './paging.ts';
 import { resolveTenantId } from './tenants.ts';
 
 /** A key holds at most this many live secrets: the current one and, during a rotation, its successor. */
@@ -394,32 +403,40 @@ export async function setPartnerKeyScopes(
   return view;
 }
 
+const PARTNER_KEYS = defineListing('partner-keys', 1, (k: PartnerKey) => [k.id]);
+
+/** A tenant's partner keys by id (oldest first), a page at a time (all without `page.limit`). */
 export async function listPartnerKeys(
   ctx: ServiceContext,
   actor: Actor,
   tenant: string,
-): Promise<PartnerKeyView[]> {
+  page: PageRequest = {},
+): Promise<Page<PartnerKeyView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'partner-key.manage', tenantId);
-  const keys = await ctx.db
+  const after = startAfter(PARTNER_KEYS, page);
+  const rows = await ctx.db
     .selectFrom('partner_keys')
     .selectAll()
     .where('tenant_id', '=', tenantId)
+    .$if(after !== undefined, (q) => q.where('id', '>', after![0]))
     .orderBy('id')
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
     .execute();
-  if (keys.length === 0) return [];
+  const keys = pageOf(PARTNER_KEYS, rows, page);
+  if (keys.items.length === 0) return { items: [], nextCursor: null };
   const secrets = await ctx.db
     .selectFrom('partner_key_secrets')
     .select(['key_id', 'version'])
     .where(
       'key_id',
       'in',
-      keys.map((k) => k.id),
+      keys.items.map((k) => k.id),
     )
     .where('retired_at', 'is', null)
     .orderBy('version')
     .execute();
-  return keys.map((k) =>
+  return mapPage(keys, (k) =>
     toView(
       k,
       secrets.filter((s) => s.key_id === k.id).map((s) => Number(s.version)),

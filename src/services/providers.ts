@@ -12,6 +12,16 @@ import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
 import { type DiffLine, diffLines, unifiedDiff } from './line-diff.ts';
+import {
+  defineListing,
+  invalidCursor,
+  mapPage,
+  type Page,
+  type PageRequest,
+  pageOf,
+  rowsToFetch,
+  startAfter,
+} from './paging.ts';
 import { type ProviderConfig, providerConfigSchema } from './provider-config.ts';
 import { resolveTenantId } from './tenants.ts';
 
@@ -157,20 +167,28 @@ export async function rollbackProvider(
   return view;
 }
 
+const PROVIDERS = defineListing('providers', 1, (p: Provider) => [p.name]);
+const PROVIDER_VERSIONS = defineListing('provider-versions', 1, (v: ProviderVersion) => [String(v.version)]);
+
+/** A tenant's providers by name, a page at a time (all without `page.limit`). */
 export async function listProviders(
   ctx: ServiceContext,
   actor: Actor,
   tenant: string,
-): Promise<ProviderView[]> {
+  page: PageRequest = {},
+): Promise<Page<ProviderView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'provider.read', tenantId);
+  const after = startAfter(PROVIDERS, page);
   const rows = await ctx.db
     .selectFrom('providers')
     .selectAll()
     .where('tenant_id', '=', tenantId)
+    .$if(after !== undefined, (q) => q.where('name', '>', after![0]))
     .orderBy('name')
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
     .execute();
-  return rows.map(toProviderView);
+  return mapPage(pageOf(PROVIDERS, rows, page), toProviderView);
 }
 
 export async function getProvider(
@@ -184,22 +202,33 @@ export async function getProvider(
   return toProviderView(await requireProvider(ctx.db, tenantId, name));
 }
 
+/** A provider's versions, newest (highest number) first, a page at a time (all without `page.limit`). */
 export async function listProviderVersions(
   ctx: ServiceContext,
   actor: Actor,
   tenant: string,
   name: string,
-): Promise<VersionView[]> {
+  page: PageRequest = {},
+): Promise<Page<VersionView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'provider.read', tenantId);
   const provider = await requireProvider(ctx.db, tenantId, name);
+  const after = startAfter(PROVIDER_VERSIONS, page);
+  const before = after === undefined ? undefined : versionNumberOf(after[0]);
   const rows = await ctx.db
     .selectFrom('provider_versions')
     .selectAll()
     .where('provider_id', '=', provider.id)
+    .$if(before !== undefined, (q) => q.where('version', '<', before!))
     .orderBy('version', 'desc')
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
     .execute();
-  return rows.map((r) => toVersionView(provider, r));
+  return mapPage(pageOf(PROVIDER_VERSIONS, rows, page), (r) => toVersionView(provider, r));
+}
+
+function versionNumberOf(cursorKey: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(cursorKey)) throw invalidCursor();
+  return Number(cursorKey);
 }
 
 export async function getProviderVersion(

@@ -11,6 +11,15 @@ import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
+import {
+  defineListing,
+  mapPage,
+  type Page,
+  type PageRequest,
+  pageOf,
+  rowsToFetch,
+  startAfter,
+} from './paging.ts';
 import { checkScopes, existingPartnerKeyIds } from './partner-keys.ts';
 import { resolveTenantId } from './tenants.ts';
 
@@ -140,10 +149,27 @@ export async function removeRoute(
   await ctx.configEvents.publish(tenantId, ROUTES_CHANGE_TOPIC);
 }
 
-export async function listRoutes(ctx: ServiceContext, actor: Actor, tenant: string): Promise<RouteView[]> {
+const ROUTES = defineListing('routes', 1, (r: Route) => [r.prefix]);
+
+/** A tenant's routes by prefix, a page at a time (all without `page.limit`). */
+export async function listRoutes(
+  ctx: ServiceContext,
+  actor: Actor,
+  tenant: string,
+  page: PageRequest = {},
+): Promise<Page<RouteView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'route.manage', tenantId);
-  return (await loadTenantRoutes(ctx.db, tenantId)).map(toRouteView);
+  const after = startAfter(ROUTES, page);
+  const rows = await ctx.db
+    .selectFrom('routes')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .$if(after !== undefined, (q) => q.where('prefix', '>', after![0]))
+    .orderBy('prefix')
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
+    .execute();
+  return mapPage(pageOf(ROUTES, rows, page), toRouteView);
 }
 
 /** Inbound hot path (behind the gateway's cache): every route of a tenant. */

@@ -1,9 +1,11 @@
 /** Provider secrets, write-only: values go in, only names and timestamps come out. */
 import { KeygateError } from '../errors.ts';
+import type { SecretInfo } from '../secrets/secret-store.ts';
 import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
+import { defineListing, type Page, type PageRequest, pageOf, rowsToFetch, startAfter } from './paging.ts';
 import { PROVIDER_NAME } from './provider-config.ts';
 import { resolveTenantId } from './tenants.ts';
 
@@ -79,14 +81,21 @@ export async function deleteSecret(
   await ctx.configEvents.publish(tenantId, input.provider);
 }
 
+const SECRETS = defineListing('secrets', 2, (s: SecretInfo) => [s.provider, s.name]);
+
+/** Secret names by provider, then name, a page at a time (all without `limit`). */
 export async function listSecrets(
   ctx: ServiceContext,
   actor: Actor,
-  input: { tenant: string; provider?: string },
-) {
+  input: { tenant: string; provider?: string } & PageRequest,
+): Promise<Page<SecretInfo>> {
   const tenantId = await resolveTenantId(ctx.db, input.tenant);
   authorize(actor, 'secret.manage', tenantId);
-  return ctx.secrets.list(tenantId, input.provider);
+  const rows = await ctx.secrets.list(tenantId, input.provider, {
+    after: startAfter(SECRETS, input),
+    limit: rowsToFetch(input),
+  });
+  return pageOf(SECRETS, rows, input);
 }
 
 function checkSecretAddress(provider: string, name: string): void {

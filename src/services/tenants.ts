@@ -6,6 +6,7 @@ import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
+import { defineListing, type Page, type PageRequest, pageOf, rowsToFetch, startAfter } from './paging.ts';
 
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -44,13 +45,29 @@ export async function createTenant(
   });
 }
 
-export async function listTenants(ctx: ServiceContext, actor: Actor): Promise<Tenant[]> {
-  if (actor.kind === 'admin' && actor.role !== 'gateway_admin') {
-    // Tenant roles see exactly their own tenant.
-    return actor.tenantId ? [await getTenant(ctx, actor, actor.tenantId)] : [];
-  }
-  authorize(actor, 'tenant.list', null);
-  return ctx.db.selectFrom('tenants').selectAll().orderBy('name').execute();
+const TENANTS = defineListing('tenants', 1, (t: Tenant) => [t.name]);
+
+/** Tenants by name, a page at a time (every tenant without `page.limit`). */
+export async function listTenants(
+  ctx: ServiceContext,
+  actor: Actor,
+  page: PageRequest = {},
+): Promise<Page<Tenant>> {
+  // Tenant roles see exactly their own tenant.
+  const onlyTenant = actor.kind === 'admin' && actor.role !== 'gateway_admin' ? actor.tenantId : undefined;
+  if (onlyTenant === undefined) authorize(actor, 'tenant.list', null);
+  else if (onlyTenant === null) return { items: [], nextCursor: null };
+  else authorize(actor, 'tenant.read', onlyTenant);
+  const after = startAfter(TENANTS, page);
+  const rows = await ctx.db
+    .selectFrom('tenants')
+    .selectAll()
+    .$if(onlyTenant !== undefined, (q) => q.where('id', '=', onlyTenant!))
+    .$if(after !== undefined, (q) => q.where('name', '>', after![0]))
+    .orderBy('name')
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
+    .execute();
+  return pageOf(TENANTS, rows, page);
 }
 
 export async function getTenant(ctx: ServiceContext, actor: Actor, idOrName: string): Promise<Tenant> {

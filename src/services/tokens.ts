@@ -9,6 +9,15 @@ import type { AdminRole } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
+import {
+  defineListing,
+  mapPage,
+  type Page,
+  type PageRequest,
+  pageOf,
+  rowsToFetch,
+  startAfter,
+} from './paging.ts';
 import { resolveTenantId } from './tenants.ts';
 
 /** Config-event topic announcing that a tenant's service tokens changed (a revocation). */
@@ -56,15 +65,27 @@ export async function createServiceToken(
   return { id, name: input.name, tenantId, token };
 }
 
-export async function listServiceTokens(ctx: ServiceContext, actor: Actor, tenant: string) {
+const SERVICE_TOKENS = defineListing('service-tokens', 1, (t: { id: string }) => [t.id]);
+
+/** A tenant's service tokens by id (oldest first), a page at a time (all without `page.limit`). */
+export async function listServiceTokens(
+  ctx: ServiceContext,
+  actor: Actor,
+  tenant: string,
+  page: PageRequest = {},
+) {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'service-token.manage', tenantId);
-  return ctx.db
+  const after = startAfter(SERVICE_TOKENS, page);
+  const rows = await ctx.db
     .selectFrom('service_tokens')
     .select(['id', 'name', 'tenant_id', 'created_at', 'revoked_at'])
     .where('tenant_id', '=', tenantId)
+    .$if(after !== undefined, (q) => q.where('id', '>', after![0]))
     .orderBy('id')
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
     .execute();
+  return pageOf(SERVICE_TOKENS, rows, page);
 }
 
 export async function revokeServiceToken(
@@ -203,24 +224,28 @@ export interface AdminTokenView {
   status: CredentialStatus;
 }
 
+const ADMIN_TOKENS = defineListing('admin-tokens', 1, (t: { id: string }) => [t.id]);
+
 /**
- * Lists admin tokens: a tenant's members, or with `tenant: null` the gateway-wide
- * (gateway_admin) tokens.
+ * Lists admin tokens by id (oldest first): a tenant's members, or with `tenant: null` the
+ * gateway-wide (gateway_admin) tokens; a page at a time, or all without `limit`.
  */
 export async function listAdminTokens(
   ctx: ServiceContext,
   actor: Actor,
-  input: { tenant: string | null },
-): Promise<AdminTokenView[]> {
+  input: { tenant: string | null } & PageRequest,
+): Promise<Page<AdminTokenView>> {
   const tenantId = await authorizeAdminTokenScope(ctx, actor, input.tenant);
+  const after = startAfter(ADMIN_TOKENS, input);
   let query = ctx.db
     .selectFrom('admin_tokens')
     .select(['id', 'name', 'role', 'tenant_id', 'created_by', 'expires_at', 'revoked_at', 'created_at'])
-    .orderBy('id');
+    .$if(after !== undefined, (q) => q.where('id', '>', after![0]))
+    .orderBy('id')
+    .$if(input.limit !== undefined, (q) => q.limit(rowsToFetch(input)!));
   query = tenantId === null ? query.where('tenant_id', 'is', null) : query.where('tenant_id', '=', tenantId);
-  const rows = await query.execute();
   const now = Date.now();
-  return rows.map((r) => ({
+  return mapPage(pageOf(ADMIN_TOKENS, await query.execute(), input), (r) => ({
     id: r.id,
     name: r.name,
     role: r.role,

@@ -10,12 +10,14 @@ import {
   pageQuery,
   pageSchema,
   TenantParams,
+  timeRangeQuery,
 } from '../schemas.ts';
 import { AdminAuditEntrySchema, toAdminAuditEntry } from './schema.ts';
 
 const query = z.object({
   action: z.string().max(64).optional().openapi({ description: 'Exact action, e.g. provider.activate' }),
   ...pageQuery,
+  ...timeRangeQuery,
 });
 const responses = {
   200: jsonContent(pageSchema(AdminAuditEntrySchema), 'A page of entries, newest first'),

@@ -12,6 +12,7 @@ import {
   pageSchema,
   TenantParams,
   tenantParam,
+  timeRangeQuery,
 } from '../schemas.ts';
 import {
   InboundAuditEntrySchema,
@@ -25,6 +26,7 @@ const query = z.object({
   keyId: z.string().max(100).optional().openapi({ description: 'Partner key id' }),
   outcome: z.enum(OUTCOMES).optional(),
   ...pageQuery,
+  ...timeRangeQuery,
 });
 const listResponses = {
   200: jsonContent(pageSchema(InboundAuditSummarySchema), 'A page of calls, newest first'),

@@ -9,7 +9,17 @@ import {
   toAdminToken,
   toCreatedAdminToken,
 } from '../members/schema.ts';
-import { API_PREFIX, BEARER, errorResponses, idParam, jsonBody, jsonContent, noContent } from '../schemas.ts';
+import {
+  API_PREFIX,
+  BEARER,
+  errorResponses,
+  idParam,
+  jsonBody,
+  jsonContent,
+  noContent,
+  PageQuery,
+  pageSchema,
+} from '../schemas.ts';
 
 export const createGatewayTokenRoute = createRoute({
   method: 'post',
@@ -31,9 +41,10 @@ export const listGatewayTokensRoute = createRoute({
   summary: 'List gateway_admin tokens',
   security: BEARER,
   'x-keygate-permission': 'gateway-token.manage',
+  request: { query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(AdminTokenSchema) }), 'Gateway admin tokens'),
-    ...errorResponses(),
+    200: jsonContent(pageSchema(AdminTokenSchema), 'A page of gateway admin tokens, oldest first'),
+    ...errorResponses(400),
   },
 });
 
@@ -61,8 +72,8 @@ export function registerGatewayTokenRoutes(app: AdminApp, { ctx }: AdminDeps): v
     return c.json(toCreatedAdminToken(created), 201);
   });
   app.openapi(listGatewayTokensRoute, async (c) => {
-    const items = await listAdminTokens(ctx, c.var.actor, { tenant: null });
-    return c.json({ items: items.map(toAdminToken) }, 200);
+    const page = await listAdminTokens(ctx, c.var.actor, { tenant: null, ...c.req.valid('query') });
+    return c.json({ items: page.items.map(toAdminToken), nextCursor: page.nextCursor }, 200);
   });
   app.openapi(revokeGatewayTokenRoute, async (c) => {
     await revokeAdminToken(ctx, c.var.actor, { tenant: null, id: c.req.valid('param').tokenId });

@@ -11,6 +11,8 @@ import {
   jsonBody,
   jsonContent,
   noContent,
+  PageQuery,
+  pageSchema,
   TenantParams,
   tenantParam,
 } from '../schemas.ts';
@@ -78,10 +80,10 @@ export const listInboundRoutesRoute = createRoute({
   summary: "List a tenant's inbound routes",
   security: BEARER,
   'x-keygate-permission': PERMISSION,
-  request: { params: TenantParams },
+  request: { params: TenantParams, query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(InboundRouteSchema) }), 'Routes'),
-    ...errorResponses(404),
+    200: jsonContent(pageSchema(InboundRouteSchema), 'A page of routes, by prefix'),
+    ...errorResponses(400, 404),
   },
 });
 
@@ -106,8 +108,8 @@ export function registerInboundRouteRoutes(app: AdminApp, { ctx }: AdminDeps): v
     return c.json(toInboundRoute(route), 201);
   });
   app.openapi(listInboundRoutesRoute, async (c) => {
-    const routes = await listRoutes(ctx, c.var.actor, c.req.valid('param').tenant);
-    return c.json({ items: routes.map(toInboundRoute) }, 200);
+    const page = await listRoutes(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
+    return c.json({ items: page.items.map(toInboundRoute), nextCursor: page.nextCursor }, 200);
   });
   app.openapi(removeInboundRouteRoute, async (c) => {
     await removeRoute(ctx, c.var.actor, c.req.valid('param'));

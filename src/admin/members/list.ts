@@ -1,7 +1,15 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import { listAdminTokens } from '../../services/tokens.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
-import { API_PREFIX, BEARER, errorResponses, jsonContent, TenantParams } from '../schemas.ts';
+import {
+  API_PREFIX,
+  BEARER,
+  errorResponses,
+  jsonContent,
+  PageQuery,
+  pageSchema,
+  TenantParams,
+} from '../schemas.ts';
 import { AdminTokenSchema, toAdminToken } from './schema.ts';
 
 export const listMembersRoute = createRoute({
@@ -12,16 +20,19 @@ export const listMembersRoute = createRoute({
   summary: "List a tenant's admin tokens (never the tokens themselves)",
   security: BEARER,
   'x-keygate-permission': 'member.manage',
-  request: { params: TenantParams },
+  request: { params: TenantParams, query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(AdminTokenSchema) }), 'Members'),
-    ...errorResponses(404),
+    200: jsonContent(pageSchema(AdminTokenSchema), 'A page of members, oldest first'),
+    ...errorResponses(400, 404),
   },
 });
 
 export function registerListMembers(app: AdminApp, { ctx }: AdminDeps): void {
   app.openapi(listMembersRoute, async (c) => {
-    const items = await listAdminTokens(ctx, c.var.actor, { tenant: c.req.valid('param').tenant });
-    return c.json({ items: items.map(toAdminToken) }, 200);
+    const page = await listAdminTokens(ctx, c.var.actor, {
+      tenant: c.req.valid('param').tenant,
+      ...c.req.valid('query'),
+    });
+    return c.json({ items: page.items.map(toAdminToken), nextCursor: page.nextCursor }, 200);
   });
 }

@@ -21,6 +21,8 @@ import {
   jsonBody,
   jsonContent,
   optionalJsonBody,
+  PageQuery,
+  pageSchema,
   TenantParams,
   tenantParam,
 } from '../schemas.ts';
@@ -75,10 +77,10 @@ export const listPartnerKeysRoute = createRoute({
   summary: "List a tenant's partner keys (never their secrets)",
   security: BEARER,
   'x-keygate-permission': PERMISSION,
-  request: { params: TenantParams },
+  request: { params: TenantParams, query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(PartnerKeySchema) }), 'Partner keys'),
-    ...errorResponses(404),
+    200: jsonContent(pageSchema(PartnerKeySchema), 'A page of partner keys, oldest first'),
+    ...errorResponses(400, 404),
   },
 });
 
@@ -173,8 +175,8 @@ export function registerPartnerKeyRoutes(app: AdminApp, { ctx }: AdminDeps): voi
     );
   });
   app.openapi(listPartnerKeysRoute, async (c) => {
-    const keys = await listPartnerKeys(ctx, c.var.actor, c.req.valid('param').tenant);
-    return c.json({ items: keys.map(toPartnerKey) }, 200);
+    const page = await listPartnerKeys(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
+    return c.json({ items: page.items.map(toPartnerKey), nextCursor: page.nextCursor }, 200);
   });
   app.openapi(updatePartnerKeyPolicyRoute, async (c) => {
     const view = await updatePartnerKeyPolicy(ctx, c.var.actor, {

@@ -1,7 +1,15 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import { listProviderVersions } from '../../services/providers.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
-import { API_PREFIX, BEARER, errorResponses, jsonContent, ProviderParams } from '../schemas.ts';
+import {
+  API_PREFIX,
+  BEARER,
+  errorResponses,
+  jsonContent,
+  PageQuery,
+  ProviderParams,
+  pageSchema,
+} from '../schemas.ts';
 import { toVersionSummary, VersionSummarySchema } from './schema.ts';
 
 export const listVersionsRoute = createRoute({
@@ -12,17 +20,17 @@ export const listVersionsRoute = createRoute({
   summary: "List a provider's versions, newest first",
   security: BEARER,
   'x-keygate-permission': 'provider.read',
-  request: { params: ProviderParams },
+  request: { params: ProviderParams, query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(VersionSummarySchema) }), 'Versions'),
-    ...errorResponses(404),
+    200: jsonContent(pageSchema(VersionSummarySchema), 'A page of versions, newest first'),
+    ...errorResponses(400, 404),
   },
 });
 
 export function registerListVersions(app: AdminApp, { ctx }: AdminDeps): void {
   app.openapi(listVersionsRoute, async (c) => {
     const { tenant, provider } = c.req.valid('param');
-    const versions = await listProviderVersions(ctx, c.var.actor, tenant, provider);
-    return c.json({ items: versions.map(toVersionSummary) }, 200);
+    const page = await listProviderVersions(ctx, c.var.actor, tenant, provider, c.req.valid('query'));
+    return c.json({ items: page.items.map(toVersionSummary), nextCursor: page.nextCursor }, 200);
   });
 }

@@ -1,7 +1,15 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import { listProviders } from '../../services/providers.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
-import { API_PREFIX, BEARER, errorResponses, jsonContent, TenantParams } from '../schemas.ts';
+import {
+  API_PREFIX,
+  BEARER,
+  errorResponses,
+  jsonContent,
+  PageQuery,
+  pageSchema,
+  TenantParams,
+} from '../schemas.ts';
 import { ProviderSchema, toProvider } from './schema.ts';
 
 export const listProvidersRoute = createRoute({
@@ -12,16 +20,16 @@ export const listProvidersRoute = createRoute({
   summary: "List a tenant's providers with their active version and revision",
   security: BEARER,
   'x-keygate-permission': 'provider.read',
-  request: { params: TenantParams },
+  request: { params: TenantParams, query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(ProviderSchema) }), 'Providers'),
-    ...errorResponses(404),
+    200: jsonContent(pageSchema(ProviderSchema), 'A page of providers, by name'),
+    ...errorResponses(400, 404),
   },
 });
 
 export function registerListProviders(app: AdminApp, { ctx }: AdminDeps): void {
   app.openapi(listProvidersRoute, async (c) => {
-    const providers = await listProviders(ctx, c.var.actor, c.req.valid('param').tenant);
-    return c.json({ items: providers.map(toProvider) }, 200);
+    const page = await listProviders(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
+    return c.json({ items: page.items.map(toProvider), nextCursor: page.nextCursor }, 200);
   });
 }

@@ -1,7 +1,15 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import { listServiceTokens } from '../../services/tokens.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
-import { API_PREFIX, BEARER, errorResponses, jsonContent, TenantParams } from '../schemas.ts';
+import {
+  API_PREFIX,
+  BEARER,
+  errorResponses,
+  jsonContent,
+  PageQuery,
+  pageSchema,
+  TenantParams,
+} from '../schemas.ts';
 import { ServiceTokenSchema, toServiceToken } from './schema.ts';
 
 export const listServiceTokensRoute = createRoute({
@@ -12,16 +20,16 @@ export const listServiceTokensRoute = createRoute({
   summary: "List a tenant's service tokens (never the tokens themselves)",
   security: BEARER,
   'x-keygate-permission': 'service-token.manage',
-  request: { params: TenantParams },
+  request: { params: TenantParams, query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(ServiceTokenSchema) }), 'Service tokens'),
-    ...errorResponses(404),
+    200: jsonContent(pageSchema(ServiceTokenSchema), 'A page of service tokens, oldest first'),
+    ...errorResponses(400, 404),
   },
 });
 
 export function registerListServiceTokens(app: AdminApp, { ctx }: AdminDeps): void {
   app.openapi(listServiceTokensRoute, async (c) => {
-    const rows = await listServiceTokens(ctx, c.var.actor, c.req.valid('param').tenant);
-    return c.json({ items: rows.map(toServiceToken) }, 200);
+    const page = await listServiceTokens(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
+    return c.json({ items: page.items.map(toServiceToken), nextCursor: page.nextCursor }, 200);
   });
 }

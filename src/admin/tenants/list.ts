@@ -1,7 +1,7 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { createRoute } from '@hono/zod-openapi';
 import { listTenants } from '../../services/tenants.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
-import { API_PREFIX, BEARER, errorResponses, jsonContent } from '../schemas.ts';
+import { API_PREFIX, BEARER, errorResponses, jsonContent, PageQuery, pageSchema } from '../schemas.ts';
 import { TenantSchema, toTenant } from './schema.ts';
 
 export const listTenantsRoute = createRoute({
@@ -12,15 +12,16 @@ export const listTenantsRoute = createRoute({
   summary: 'List tenants (a tenant role sees only its own)',
   security: BEARER,
   'x-keygate-permission': 'tenant.list',
+  request: { query: PageQuery },
   responses: {
-    200: jsonContent(z.object({ items: z.array(TenantSchema) }), 'Tenants by name'),
-    ...errorResponses(),
+    200: jsonContent(pageSchema(TenantSchema), 'A page of tenants, by name'),
+    ...errorResponses(400),
   },
 });
 
 export function registerListTenants(app: AdminApp, { ctx }: AdminDeps): void {
   app.openapi(listTenantsRoute, async (c) => {
-    const tenants = await listTenants(ctx, c.var.actor);
-    return c.json({ items: tenants.map(toTenant) }, 200);
+    const page = await listTenants(ctx, c.var.actor, c.req.valid('query'));
+    return c.json({ items: page.items.map(toTenant), nextCursor: page.nextCursor }, 200);
   });
 }

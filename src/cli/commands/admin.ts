@@ -44,7 +44,7 @@ export const adminCommands: Command[] = [
       "Lists admin tokens: a tenant's members, or without --tenant the gateway_admin tokens. Never the tokens.",
     options: { tenant: { type: 'string' } },
     async run(args, io) {
-      const tokens = await withServices(io, (s) =>
+      const { items: tokens } = await withServices(io, (s) =>
         listAdminTokens(s.ctx, CLI_ACTOR, { tenant: optionalTenant(args) }),
       );
       output(
@@ -81,7 +81,7 @@ export const adminCommands: Command[] = [
     options: { tenant: { type: 'string' } },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
-      const tokens = await withServices(io, (s) => listServiceTokens(s.ctx, CLI_ACTOR, tenant));
+      const { items: tokens } = await withServices(io, (s) => listServiceTokens(s.ctx, CLI_ACTOR, tenant));
       output(
         io,
         args,

@@ -190,7 +190,7 @@ export const inboundCommands: Command[] = [
     options: { tenant: { type: 'string' } },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
-      const keys = await withServices(io, (s) => listPartnerKeys(s.ctx, CLI_ACTOR, tenant));
+      const { items: keys } = await withServices(io, (s) => listPartnerKeys(s.ctx, CLI_ACTOR, tenant));
       output(
         io,
         args,
@@ -242,7 +242,7 @@ export const inboundCommands: Command[] = [
     options: { tenant: { type: 'string' } },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
-      const routes = await withServices(io, (s) => listRoutes(s.ctx, CLI_ACTOR, tenant));
+      const { items: routes } = await withServices(io, (s) => listRoutes(s.ctx, CLI_ACTOR, tenant));
       output(
         io,
         args,
