@@ -12,7 +12,6 @@
  * deleted with the file being replayed.
  */
 import {
-  chmodSync,
   closeSync,
   createReadStream,
   fstatSync,
@@ -47,11 +46,13 @@ export interface Spool {
   isEmpty(): Promise<boolean>;
 }
 
-/** Opens (creating with mode 0700) a spool directory. Synchronous: called once at start-up. */
+/**
+ * Opens a spool directory, creating it with mode 0700 if it is missing. A directory that already
+ * exists keeps its mode (it may be shared, even /tmp): the files in it are 0600 either way.
+ * Synchronous: called once at start-up.
+ */
 export function openSpool(dir: string): Spool & { hasRowsSync(): boolean } {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // mkdir's mode does not apply to a directory that already existed.
-  chmodSync(dir, 0o700);
   const activeFile = path.join(dir, ACTIVE_SPOOL_FILE);
   let sealCounter = 0;
 
