@@ -51,8 +51,42 @@ describe('loadConfig', () => {
     [{ KEYGATE_AUDIT_RETENTION_DAYS: '30d' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
     [{ KEYGATE_TRUSTED_PROXIES: '10.0.0.0/8, lb.internal' }, 'KEYGATE_TRUSTED_PROXIES'],
     [{ KEYGATE_TRUSTED_PROXIES: '10.0.0.0/33' }, '"10.0.0.0/33" is not an IP address or CIDR block'],
+    // Blank and hexadecimal numbers are mistakes, not 0 and 19100.
+    [{ KEYGATE_ADMIN_PORT: ' ' }, 'KEYGATE_ADMIN_PORT: must be a whole number in decimal digits'],
+    [{ KEYGATE_OUTBOUND_PORT: '0x4A9C' }, 'KEYGATE_OUTBOUND_PORT'],
+    [{ KEYGATE_AUDIT_RETENTION_DAYS: ' ' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
+    [{ KEYGATE_SHUTDOWN_GRACE_MS: '1e4' }, 'KEYGATE_SHUTDOWN_GRACE_MS'],
+    [{ KEYGATE_STATUS_PORT: 'metrics' }, 'KEYGATE_STATUS_PORT'],
   ])('stops with a message naming the bad setting: %o', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it('stops on a setting in the KEYGATE_CONFIG file that does not exist (a misspelt name)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kg-config-'));
+    const file = path.join(dir, 'keygate.json');
+    writeFileSync(file, JSON.stringify({ KEYGATE_INBOUND_MAX_BODY_BYTE: 10, KEYGATE_ADMIN_PORT: 9001 }));
+    expect(() => loadConfig({ KEYGATE_CONFIG: file })).toThrow(
+      'KEYGATE_CONFIG: unknown setting KEYGATE_INBOUND_MAX_BODY_BYTE',
+    );
+  });
+
+  it('keeps the admin listener on loopback unless an address is given; the status listener is opt-in', () => {
+    const defaults = loadConfig({});
+    expect(defaults.host).toBe('0.0.0.0');
+    expect(defaults.adminHost).toBe('127.0.0.1');
+    expect(defaults.status).toBeUndefined();
+    expect(defaults.shutdownDelayMs).toBe(0);
+    // An explicit KEYGATE_HOST is every listener's, unless the admin one has its own.
+    expect(loadConfig({ KEYGATE_HOST: '10.0.0.5' }).adminHost).toBe('10.0.0.5');
+    expect(loadConfig({ KEYGATE_HOST: '10.0.0.5', KEYGATE_ADMIN_HOST: '0.0.0.0' }).adminHost).toBe('0.0.0.0');
+    expect(loadConfig({ KEYGATE_STATUS_PORT: '9100' }).status).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(
+      loadConfig({
+        KEYGATE_STATUS_PORT: '9100',
+        KEYGATE_ADMIN_HOST: '10.0.0.6',
+        KEYGATE_STATUS_HOST: '0.0.0.0',
+      }).status,
+    ).toEqual({ host: '0.0.0.0', port: 9100 });
   });
 });

@@ -8,8 +8,19 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseTrustedProxies } from './inbound/client-address.ts';
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
+/**
+ * A whole number written in decimal digits, within [min, max]. `z.coerce.number()` alone would read
+ * ' ' as 0 and '0x1F' as 31: a blank or hexadecimal setting is a mistake to report, not a value.
+ */
+function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+}
+const port = wholeNumber(0, 65535);
+const positiveInt = wholeNumber(1);
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -59,23 +70,27 @@ const envSchema = z.object({
   AWS_ENDPOINT_URL_KMS: httpUrl.optional(),
   KEYGATE_DATA_DIR: z.string().min(1).default('.keygate'),
   KEYGATE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  KEYGATE_HOST: z.string().min(1).default('0.0.0.0'),
+  KEYGATE_HOST: z.string().min(1).optional(),
+  KEYGATE_ADMIN_HOST: z.string().min(1).optional(),
   KEYGATE_OUTBOUND_PORT: port.default(8080),
   KEYGATE_ADMIN_PORT: port.default(8081),
   KEYGATE_INBOUND_PORT: port.default(8082),
+  KEYGATE_STATUS_PORT: port.optional(),
+  KEYGATE_STATUS_HOST: z.string().min(1).optional(),
   KEYGATE_MIGRATE_ON_START: bool.default(true),
   KEYGATE_SCRIPT_CPU_MS: positiveInt.default(50),
   KEYGATE_SCRIPT_MEMORY_MB: positiveInt.default(32),
-  KEYGATE_TIMER_SLACK_US: z.coerce.number().int().min(0).max(100_000).default(1000),
+  KEYGATE_TIMER_SLACK_US: wholeNumber(0, 100_000).default(1000),
   KEYGATE_DATA_KEY_TTL_S: positiveInt.default(300),
   KEYGATE_CONFIG_POLL_MS: positiveInt.default(500),
   KEYGATE_INBOUND_CLOCK_SKEW_S: positiveInt.default(300),
   KEYGATE_INBOUND_MAX_BODY_BYTES: positiveInt.default(1024 * 1024),
   KEYGATE_AUDIT_BODY_CAP_BYTES: positiveInt.default(64 * 1024),
   KEYGATE_AUDIT_SPOOL_DIR: z.string().min(1).optional(),
-  KEYGATE_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(0),
+  KEYGATE_AUDIT_RETENTION_DAYS: wholeNumber(0, 36_500).default(0),
   KEYGATE_TRUSTED_PROXIES: trustedProxies.default(''),
   KEYGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
+  KEYGATE_SHUTDOWN_DELAY_MS: wholeNumber(0, 600_000).default(0),
   KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES: positiveInt.default(32 * 1024 * 1024),
   KEYGATE_REDIS_TIMEOUT_MS: positiveInt.default(1000),
 });
@@ -91,8 +106,13 @@ export interface Config {
   dataKeyTtlMs: number;
   dataDir: string;
   logLevel: RawEnv['KEYGATE_LOG_LEVEL'];
+  /** Listen address of the outbound and inbound listeners. */
   host: string;
+  /** Listen address of the admin listener: loopback unless set (or KEYGATE_HOST is). */
+  adminHost: string;
   ports: Record<ListenerRole, number>;
+  /** The optional status listener (/metrics, /healthz, /readyz of this process). */
+  status: { host: string; port: number } | undefined;
   migrateOnStart: boolean;
   script: { cpuMs: number; memoryMb: number };
   /** Timer slack for the threads that run scripts (see sandbox/timer-slack.ts); 0 = OS default. */
@@ -109,6 +129,8 @@ export interface Config {
     trustedProxies: string[];
   };
   shutdownGraceMs: number;
+  /** On a graceful stop, how long /readyz answers 503 before the listeners stop accepting. */
+  shutdownDelayMs: number;
   maxUpstreamResponseBytes: number;
   /** How long an inbound request waits for Redis before its key's onRedisDown policy applies. */
   redisTimeoutMs: number;
@@ -125,9 +147,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     const value = env[key];
     if (value !== undefined && value !== '') merged[key] = value;
   }
-  const parsed = envSchema.safeParse(merged);
+  const parsed = envSchema.strict().safeParse(merged);
   if (!parsed.success) {
-    const messages = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    const messages = parsed.error.issues.map((i) =>
+      i.code === 'unrecognized_keys'
+        ? `KEYGATE_CONFIG: unknown setting${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')} (see the configuration reference)`
+        : `${i.path.join('.') || '(config)'}: ${i.message}`,
+    );
     throw new ConfigError(`invalid configuration: ${messages.join('; ')}`);
   }
   return Object.freeze(toConfig(parsed.data));
@@ -179,7 +205,16 @@ function toConfig(raw: RawEnv): Config {
     dataKeyTtlMs: raw.KEYGATE_DATA_KEY_TTL_S * 1000,
     dataDir,
     logLevel: raw.KEYGATE_LOG_LEVEL,
-    host: raw.KEYGATE_HOST,
+    host: raw.KEYGATE_HOST ?? '0.0.0.0',
+    // The admin API and metrics stay on loopback unless an address is given, as Kong's admin_listen.
+    adminHost: raw.KEYGATE_ADMIN_HOST ?? raw.KEYGATE_HOST ?? '127.0.0.1',
+    status:
+      raw.KEYGATE_STATUS_PORT === undefined
+        ? undefined
+        : {
+            port: raw.KEYGATE_STATUS_PORT,
+            host: raw.KEYGATE_STATUS_HOST ?? raw.KEYGATE_ADMIN_HOST ?? raw.KEYGATE_HOST ?? '127.0.0.1',
+          },
     ports: {
       outbound: raw.KEYGATE_OUTBOUND_PORT,
       admin: raw.KEYGATE_ADMIN_PORT,
@@ -200,6 +235,7 @@ function toConfig(raw: RawEnv): Config {
       trustedProxies: parseTrustedProxies(raw.KEYGATE_TRUSTED_PROXIES),
     },
     shutdownGraceMs: raw.KEYGATE_SHUTDOWN_GRACE_MS,
+    shutdownDelayMs: raw.KEYGATE_SHUTDOWN_DELAY_MS,
     maxUpstreamResponseBytes: raw.KEYGATE_MAX_UPSTREAM_RESPONSE_BYTES,
     redisTimeoutMs: raw.KEYGATE_REDIS_TIMEOUT_MS,
   };

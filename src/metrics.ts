@@ -5,7 +5,8 @@ export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'keygate_process_' });
+  // Unprefixed (process_cpu_seconds_total, nodejs_heap_size_used_bytes, ...): what Node dashboards expect.
+  collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'keygate_http_requests_total',
     help: 'Requests answered, per listener, provider (or route) and status',

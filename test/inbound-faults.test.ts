@@ -21,7 +21,7 @@ import {
   startInboundChild,
   waitFor,
 } from './helpers/inbound.ts';
-import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
+import { hostAndPort, startTcpProxy, type TcpProxy, viaProxy } from './helpers/tcp-proxy.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 let upstream: TestUpstream;
@@ -34,19 +34,6 @@ afterAll(async () => {
 });
 
 /** The host and port a dependency URL points at, for a proxy in front of it. */
-function hostAndPort(url: string, defaultPort: number): { host: string; port: number } {
-  const { hostname, port } = new URL(url);
-  return { host: hostname, port: Number(port || defaultPort) };
-}
-
-/** The URL of `db` reached through `proxy` instead of directly. */
-function viaProxy(databaseUrl: string, proxy: TcpProxy): string {
-  const url = new URL(databaseUrl);
-  url.hostname = '127.0.0.1';
-  url.port = String(proxy.port);
-  return url.toString();
-}
-
 async function auditedIds(db: TestDatabase, keyId: string): Promise<string[]> {
   const rows = await db.db.selectFrom('audit_log').select('request_id').where('key_id', '=', keyId).execute();
   return rows.map((r) => r.request_id);

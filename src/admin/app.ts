@@ -12,6 +12,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { newId } from '../ids.ts';
 import type { Services } from '../server/create-services.ts';
+import { renderMetrics } from '../server/status-listener.ts';
 import { adminAccessLog } from './access-log.ts';
 import { registerAuditRoutes } from './audit/index.ts';
 import { authenticateAdmin, requireOwnTenant } from './auth.ts';
@@ -62,12 +63,8 @@ export function createAdminApp(services: Services): OpenAPIHono<AdminEnv> {
   app.use('*', adminAccessLog(services.metrics, services.logger));
 
   app.get('/metrics', async (c) => {
-    // The provider versions this node has loaded, read at scrape time.
-    for (const p of services.providers.loaded()) {
-      services.metrics.configVersion.set({ tenant: p.tenantId, provider: p.name }, p.version);
-    }
-    const body = await services.metrics.registry.metrics();
-    return c.body(body, 200, { 'content-type': services.metrics.registry.contentType });
+    const { body, contentType } = await renderMetrics(services);
+    return c.body(body, 200, { 'content-type': contentType });
   });
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {

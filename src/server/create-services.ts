@@ -22,6 +22,7 @@ import type { ConfigEvents, ServiceContext } from '../services/context.ts';
 import { createLocalConfigEvents, createRedisConfigEvents } from '../storage/config-events.ts';
 import { createDatabase, type Db, type DbDialect } from '../storage/db.ts';
 import { migrateToLatest } from '../storage/migrate.ts';
+import { createReadiness, type Readiness } from './readiness.ts';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -43,7 +44,8 @@ export interface Services {
   authenticateService: ServiceAuthenticator;
   /** What transport-agnostic services (CLI and admin API) get. */
   ctx: ServiceContext;
-  checkReady(): Promise<Record<string, boolean>>;
+  /** What `/readyz` reports on every listener. */
+  readiness: Readiness;
   close(): Promise<void>;
 }
 
@@ -109,18 +111,12 @@ export async function createServices(
     });
     closers.push(() => providers.close());
 
-    const checkReady = async () => {
-      const checks: Record<string, boolean> = {};
-      checks.database = await db
-        .selectFrom('tenants')
-        .select('id')
-        .limit(1)
-        .execute()
-        .then(() => true)
-        .catch(() => false);
-      if (redis) checks.redis = redis.status === 'ready';
-      return checks;
-    };
+    const readiness = createReadiness({
+      database: () => db.selectFrom('tenants').select('id').limit(1).execute(),
+      ...(redis
+        ? { redis: () => (redis.status === 'ready' ? redis.ping() : Promise.reject(new Error(redis.status))) }
+        : {}),
+    });
 
     return {
       config,
@@ -137,7 +133,7 @@ export async function createServices(
       providers,
       authenticateService: createServiceAuthenticator(db, { configEvents }),
       ctx: { db, dialect, secrets, sandbox, configEvents },
-      checkReady,
+      readiness,
       async close() {
         for (const close of closers.reverse()) {
           try {

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERROR_HEADER, KeygateError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { readBody } from '../read-body.ts';
+import type { Readiness } from './readiness.ts';
 
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
 
@@ -60,11 +61,11 @@ export function sendJson(
   res.end(body);
 }
 
-/** `/healthz` (process up) and `/readyz` (dependencies reachable), on every listener. */
+/** `/healthz` (process up) and `/readyz` (dependencies reachable, not shutting down), on every listener. */
 export async function handleHealth(
   req: IncomingMessage,
   res: ServerResponse,
-  checkReady: () => Promise<Record<string, boolean>>,
+  readiness: Readiness,
 ): Promise<boolean> {
   const path = req.url?.split('?')[0];
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
@@ -73,9 +74,9 @@ export async function handleHealth(
     return true;
   }
   if (path === '/readyz') {
-    const checks = await checkReady();
-    const ready = Object.values(checks).every(Boolean);
-    sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+    const { ready, draining, checks } = await readiness.check();
+    const status = ready ? 'ready' : draining ? 'shutting down' : 'not ready';
+    sendJson(res, ready ? 200 : 503, { status, checks });
     return true;
   }
   return false;

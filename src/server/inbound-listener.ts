@@ -110,7 +110,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
 
   return {
     handler: async (req: IncomingMessage, res: ServerResponse) => {
-      if (await handleHealth(req, res, services.checkReady)) return;
+      if (await handleHealth(req, res, services.readiness)) return;
       await handleInboundCall(deps, req, res);
     },
     /** Called after the listener stopped taking requests: every audit row reaches MySQL or the spool. */

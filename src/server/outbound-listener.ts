@@ -5,15 +5,16 @@ import { answerLength } from '../http-client.ts';
 import { summarizeError } from '../logger.ts';
 import { type OutboundDeps, parseProxyTarget, proxyRequest } from '../outbound/proxy.ts';
 import { handleHealth, readBodyWithLimit, requestIdOf, sendProblem } from './http.ts';
+import type { Readiness } from './readiness.ts';
 
 export interface OutboundListenerDeps extends OutboundDeps {
   maxBodyBytes: number;
-  checkReady: () => Promise<Record<string, boolean>>;
+  readiness: Readiness;
 }
 
 export function createOutboundHandler(deps: OutboundListenerDeps) {
   return async function handleOutbound(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (await handleHealth(req, res, deps.checkReady)) return;
+    if (await handleHealth(req, res, deps.readiness)) return;
     const requestId = requestIdOf(req);
     const started = performance.now();
     const target = parseProxyTarget(req.url ?? '/');

@@ -22,17 +22,19 @@ import { type Services, StartupError } from './create-services.ts';
 import { handleHealth, requestIdOf, sendProblem } from './http.ts';
 import { createInboundHandler } from './inbound-listener.ts';
 import { createOutboundHandler } from './outbound-listener.ts';
+import { createStatusHandler } from './status-listener.ts';
 
 export interface RunningServer {
-  ports: Partial<Record<ListenerRole, number>>;
+  ports: Partial<Record<ListenerRole | 'status', number>>;
   /** Graceful stop; resolves when every listener and service is closed. */
   close(): Promise<void>;
 }
 
-const PORT_VARIABLES: Record<ListenerRole, string> = {
-  outbound: 'KEYGATE_OUTBOUND_PORT',
-  admin: 'KEYGATE_ADMIN_PORT',
-  inbound: 'KEYGATE_INBOUND_PORT',
+const VARIABLES: Record<ListenerRole | 'status', { port: string; host: string }> = {
+  outbound: { port: 'KEYGATE_OUTBOUND_PORT', host: 'KEYGATE_HOST' },
+  admin: { port: 'KEYGATE_ADMIN_PORT', host: 'KEYGATE_ADMIN_HOST' },
+  inbound: { port: 'KEYGATE_INBOUND_PORT', host: 'KEYGATE_HOST' },
+  status: { port: 'KEYGATE_STATUS_PORT', host: 'KEYGATE_STATUS_HOST' },
 };
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -40,29 +42,34 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 export async function startServer(
   services: Services,
   roles: readonly ListenerRole[],
-  opts: { host?: string; ports?: Partial<Record<ListenerRole, number>> } = {},
+  opts: { ports?: Partial<Record<ListenerRole, number>> } = {},
 ): Promise<RunningServer> {
-  const host = opts.host ?? services.config.host;
-  const servers: Array<{ role: ListenerRole; server: Server }> = [];
+  const { config } = services;
+  const servers: Array<{ name: ListenerRole | 'status'; server: Server; host: string }> = [];
   const closers: Array<() => Promise<void>> = [];
+  const listen = async (name: ListenerRole | 'status', handler: Handler, host: string, port: number) => {
+    const server = createListener(services, name, handler);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new StartupError(
+            `${name} listener cannot listen on ${host}:${port}: ${err.code ?? err.message} (set ${VARIABLES[name].port} or ${VARIABLES[name].host})`,
+          ),
+        ),
+      );
+      server.listen(port, host, () => resolve());
+    });
+    servers.push({ name, server, host });
+  };
   try {
     for (const role of roles) {
       const built = await buildHandler(services, role);
       if (built.close) closers.push(built.close);
-      const server = createListener(services, role, built.handler);
-      const port = opts.ports?.[role] ?? services.config.ports[role];
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err: NodeJS.ErrnoException) =>
-          reject(
-            new StartupError(
-              `${role} listener cannot listen on ${host}:${port}: ${err.code ?? err.message} (set ${PORT_VARIABLES[role]} or KEYGATE_HOST)`,
-            ),
-          ),
-        );
-        server.listen(port, host, () => resolve());
-      });
-      servers.push({ role, server });
+      const host = role === 'admin' ? config.adminHost : config.host;
+      await listen(role, built.handler, host, opts.ports?.[role] ?? config.ports[role]);
     }
+    if (config.status)
+      await listen('status', createStatusHandler(services), config.status.host, config.status.port);
   } catch (err) {
     // A later listener failed (its port is taken): close the ones already listening, so the
     // process does not go on serving half of what was asked and can exit with the error.
@@ -73,16 +80,29 @@ export async function startServer(
     for (const close of closers) await close().catch(() => {});
     throw err;
   }
-  const ports: Partial<Record<ListenerRole, number>> = {};
-  for (const { role, server } of servers) ports[role] = (server.address() as AddressInfo).port;
-  services.logger.info({ ports, host }, 'keygate listening');
+  const ports: RunningServer['ports'] = {};
+  const hosts: Record<string, string> = {};
+  for (const { name, server, host } of servers) {
+    ports[name] = (server.address() as AddressInfo).port;
+    hosts[name] = host;
+  }
+  services.logger.info({ ports, hosts }, 'keygate listening');
 
   let closing: Promise<void> | undefined;
   return {
     ports,
     close() {
       closing ??= (async () => {
-        const grace = services.config.shutdownGraceMs;
+        // /readyz says 503 first, so load balancers stop sending before the listeners close.
+        services.readiness.drain();
+        if (config.shutdownDelayMs > 0) {
+          services.logger.info(
+            { delayMs: config.shutdownDelayMs },
+            'draining: readyz answers 503 before listeners close',
+          );
+          await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+        }
+        const grace = config.shutdownGraceMs;
         await Promise.all(
           servers.map(
             ({ server }) =>
@@ -110,7 +130,7 @@ export async function startServer(
   };
 }
 
-function createListener(services: Services, role: ListenerRole, handler: Handler): Server {
+function createListener(services: Services, role: ListenerRole | 'status', handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
     handler(req, res).catch((err: unknown) => {
       services.logger.error({ err: summarizeError(err), role }, 'unhandled listener error');
@@ -165,14 +185,14 @@ async function buildHandler(
         handler: createOutboundHandler({
           ...services,
           maxBodyBytes: 10 * 1024 * 1024,
-          checkReady: services.checkReady,
+          readiness: services.readiness,
         }),
       };
     case 'admin': {
       const listener = getRequestListener(createAdminApp(services).fetch);
       return {
         handler: async (req, res) => {
-          if (await handleHealth(req, res, services.checkReady)) return;
+          if (await handleHealth(req, res, services.readiness)) return;
           await listener(req, res);
         },
       };

@@ -61,3 +61,16 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
   };
 }
+
+export function hostAndPort(url: string, defaultPort: number): { host: string; port: number } {
+  const { hostname, port } = new URL(url);
+  return { host: hostname, port: Number(port || defaultPort) };
+}
+
+/** A connection URL (mysql://, redis://) that reaches its server through `proxy` instead of directly. */
+export function viaProxy(url: string, proxy: TcpProxy): string {
+  const via = new URL(url);
+  via.hostname = '127.0.0.1';
+  via.port = String(proxy.port);
+  return via.toString();
+}
