@@ -1,5 +1,6 @@
 /** Prometheus metrics (prom-client), one registry per process, served on the admin listener. */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { AuditWriterStats } from './inbound/audit/index.ts';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -34,7 +35,8 @@ export function createMetrics() {
       name: 'keygate_script_duration_seconds',
       help: 'Signing-script run time per provider and kind (request / response)',
       labelNames: ['provider', 'kind'] as const,
-      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1],
+      // Up to 5 s: a run's time includes its http_post_json calls (token fetches).
+      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 1, 5],
       registers: [registry],
     }),
     scriptErrors: new Counter({
@@ -49,6 +51,36 @@ export function createMetrics() {
       labelNames: ['provider', 'outcome'] as const,
       registers: [registry],
     }),
+    inboundOutcomes: new Counter({
+      name: 'keygate_inbound_calls_total',
+      help: 'Inbound calls per audit outcome (ok, bad_signature, replayed, rate_limited, upstream_error, ...)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    /** Exports an audit writer's counts, read at scrape time. */
+    watchAudit(stats: () => AuditWriterStats): void {
+      new Gauge({
+        name: 'keygate_audit_queued_rows',
+        help: 'Audit rows accepted but not yet in MySQL or the spool',
+        registers: [registry],
+        collect() {
+          this.set(stats().queued);
+        },
+      });
+      new Counter({
+        name: 'keygate_audit_rows_total',
+        help: 'Audit rows by what became of them: written to MySQL, spooled, replayed from the spool, rejected by MySQL, dropped',
+        labelNames: ['result'] as const,
+        registers: [registry],
+        collect() {
+          const now = stats();
+          this.reset();
+          for (const result of ['written', 'spooled', 'replayed', 'rejected', 'dropped'] as const) {
+            this.inc({ result }, now[result]);
+          }
+        },
+      });
+    },
     configVersion: new Gauge({
       name: 'keygate_provider_config_version',
       help: 'Active provider config version loaded on this node',

@@ -54,6 +54,17 @@ describe('status listener of an inbound-only process', () => {
       /keygate_http_requests_total\{listener="inbound",provider="\/svc",status="200"\} 1\n/,
     );
     expect(text).toMatch(/^process_cpu_seconds_total /m);
+    expect(text).toMatch(/keygate_inbound_calls_total\{outcome="ok"\} 1\n/);
+    expect(text).toMatch(/^keygate_audit_queued_rows \d+$/m);
+    expect(text).toMatch(/keygate_audit_rows_total\{result="spooled"\} 0\n/);
+
+    let written = '';
+    for (let i = 0; i < 50 && written !== '1'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const again = await (await fetch(`${statusUrl}/metrics`)).text();
+      written = /keygate_audit_rows_total\{result="written"\} (\d+)/.exec(again)?.[1] ?? '';
+    }
+    expect(written).toBe('1');
 
     // The partner-facing listener does not serve them.
     expect((await send(gw.inboundUrl, '/metrics')).status).toBe(401);

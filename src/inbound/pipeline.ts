@@ -367,6 +367,7 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
   deps.audit.write(row);
 
   deps.metrics.recordRequest('inbound', call.route?.prefix ?? '-', answer.status, latencyMs / 1000);
+  deps.metrics.inboundOutcomes.inc({ outcome: answer.outcome });
   // The access log: one line per call, at warn for 5xx answers.
   const level = answer.status >= 500 ? 'warn' : 'info';
   if (deps.logger.isLevelEnabled(level)) {

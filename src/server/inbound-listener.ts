@@ -86,6 +86,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
     spoolDir: config.inbound.spoolDir,
     logger,
   });
+  services.metrics.watchAudit(() => audit.stats());
   const retention =
     config.inbound.auditRetentionDays > 0
       ? startAuditRetention({ db: services.db, retentionDays: config.inbound.auditRetentionDays, logger })
