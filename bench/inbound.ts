@@ -111,7 +111,11 @@ async function setUpInbound(): Promise<InboundSetup> {
     }
 
     const startKeygate = async (extraEnv: Record<string, string>, main?: string) => {
-      const keygate = await startInboundChild({ ...env, KEYGATE_LOG_LEVEL: 'info', ...extraEnv }, main);
+      // Access log off, as gateway benchmarks run (its cost: README, "Measured and not adopted").
+      const keygate = await startInboundChild(
+        { ...env, KEYGATE_LOG_LEVEL: 'info', KEYGATE_ACCESS_LOG: 'false', ...extraEnv },
+        main,
+      );
       stops.push(() => keygate.stop());
       // The SDK's signature passes, and so does the load generator's.
       for (const headers of [sdkHeaders(key, keygate.url), fastSigner(key)()]) {

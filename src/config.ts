@@ -70,6 +70,7 @@ const envSchema = z.object({
   AWS_ENDPOINT_URL_KMS: httpUrl.optional(),
   KEYGATE_DATA_DIR: z.string().min(1).default('.keygate'),
   KEYGATE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  KEYGATE_ACCESS_LOG: bool.default(true),
   KEYGATE_HOST: z.string().min(1).optional(),
   KEYGATE_ADMIN_HOST: z.string().min(1).optional(),
   KEYGATE_OUTBOUND_PORT: port.default(8080),
@@ -106,6 +107,8 @@ export interface Config {
   dataKeyTtlMs: number;
   dataDir: string;
   logLevel: RawEnv['KEYGATE_LOG_LEVEL'];
+  /** One info line per request on every listener (5xx answers are logged at warn either way). */
+  accessLog: boolean;
   /** Listen address of the outbound and inbound listeners. */
   host: string;
   /** Listen address of the admin listener: loopback unless set (or KEYGATE_HOST is). */
@@ -205,6 +208,7 @@ function toConfig(raw: RawEnv): Config {
     dataKeyTtlMs: raw.KEYGATE_DATA_KEY_TTL_S * 1000,
     dataDir,
     logLevel: raw.KEYGATE_LOG_LEVEL,
+    accessLog: raw.KEYGATE_ACCESS_LOG,
     host: raw.KEYGATE_HOST ?? '0.0.0.0',
     // The admin API and metrics stay on loopback unless an address is given, as Kong's admin_listen.
     adminHost: raw.KEYGATE_ADMIN_HOST ?? raw.KEYGATE_HOST ?? '127.0.0.1',

@@ -96,3 +96,42 @@ describe('access logs', () => {
     for (const line of raw) expect(line).not.toContain(admin.token);
   });
 });
+
+describe('access logs switched off (KEYGATE_ACCESS_LOG=false)', () => {
+  const lines: Array<Record<string, unknown>> = [];
+  let gw: TestGateway;
+  let upstream: TestUpstream;
+
+  beforeAll(async () => {
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    gw = await startTestGateway({ logTo: sink, env: { KEYGATE_ACCESS_LOG: 'false' } });
+    upstream = await startUpstream((_req, res) => json(res, 502, { upstream: 'down' }));
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  it('writes no line for answered requests, and still one for a 5xx', async () => {
+    const tenantId = await createTestTenant(gw.services.ctx, 'quiet');
+    const key = await createTestKey(gw.services.ctx, tenantId);
+    await createTestRoute(gw.services.ctx, tenantId, '/svc', upstream.url);
+    await createTestRoute(gw.services.ctx, tenantId, '/gone', 'http://127.0.0.1:1');
+    expect((await send(gw.inboundUrl, '/svc/a', { key })).status).toBe(502);
+    const refused = await send(gw.inboundUrl, '/gone/a', { key });
+    expect(refused.status).toBe(502);
+    expect((await fetch(`${gw.adminUrl}/admin/v1/tenants`)).status).toBe(401);
+
+    expect(lines.filter((l) => l.msg === 'inbound call' || l.msg === 'admin request')).toEqual([]);
+    expect(lines.find((l) => l.requestId === refused.headers['x-request-id'])).toMatchObject({
+      level: 40,
+      msg: 'inbound call failed',
+      status: 502,
+    });
+  });
+});

@@ -9,7 +9,11 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AdminEnv } from './env.ts';
 
-export function adminAccessLog(metrics: Metrics, logger: Logger): MiddlewareHandler<AdminEnv> {
+export function adminAccessLog(
+  metrics: Metrics,
+  logger: Logger,
+  { enabled = true } = {},
+): MiddlewareHandler<AdminEnv> {
   return async function logAdminRequest(c, next) {
     const started = performance.now();
     await next();
@@ -19,7 +23,7 @@ export function adminAccessLog(metrics: Metrics, logger: Logger): MiddlewareHand
     const status = c.res.status;
     metrics.recordRequest('admin', route, status, seconds);
     const level = status >= 500 ? 'warn' : 'info';
-    if (!logger.isLevelEnabled(level)) return;
+    if ((level === 'info' && !enabled) || !logger.isLevelEnabled(level)) return;
     const actor = c.get('actor');
     logger[level](
       {

@@ -60,7 +60,7 @@ export function createAdminApp(services: Services): OpenAPIHono<AdminEnv> {
     await next();
     c.header('x-request-id', requestId);
   });
-  app.use('*', adminAccessLog(services.metrics, services.logger));
+  app.use('*', adminAccessLog(services.metrics, services.logger, { enabled: services.config.accessLog }));
 
   app.get('/metrics', async (c) => {
     const { body, contentType } = await renderMetrics(services);

@@ -50,6 +50,8 @@ export interface InboundSettings {
   auditBodyCapBytes: number;
   /** The partner's address: the peer, or behind trusted proxies from X-Forwarded-For. */
   clientAddress: ClientAddressResolver;
+  /** An info line for every call; without it only 5xx answers are logged. */
+  accessLog: boolean;
 }
 
 export interface InboundDeps {
@@ -370,7 +372,7 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
   deps.metrics.inboundOutcomes.inc({ outcome: answer.outcome });
   // The access log: one line per call, at warn for 5xx answers.
   const level = answer.status >= 500 ? 'warn' : 'info';
-  if (deps.logger.isLevelEnabled(level)) {
+  if ((level === 'warn' || deps.settings.accessLog) && deps.logger.isLevelEnabled(level)) {
     deps.logger[level](
       {
         requestId: call.requestId,

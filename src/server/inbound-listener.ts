@@ -106,6 +106,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
       maxBodyBytes: config.inbound.maxBodyBytes,
       auditBodyCapBytes: config.inbound.auditBodyCapBytes,
       clientAddress: createClientAddressResolver(config.inbound.trustedProxies),
+      accessLog: config.accessLog,
     },
   };
 

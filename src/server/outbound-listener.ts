@@ -10,6 +10,8 @@ import type { Readiness } from './readiness.ts';
 export interface OutboundListenerDeps extends OutboundDeps {
   maxBodyBytes: number;
   readiness: Readiness;
+  /** An info line for every request; without it only keygate's own 5xx answers are logged. */
+  accessLog: boolean;
 }
 
 export function createOutboundHandler(deps: OutboundListenerDeps) {
@@ -49,7 +51,7 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
     deps.metrics.recordRequest('outbound', providerLabel, status, seconds);
     // The access log: one line per request (keygate's own failures at warn when they are 5xx).
     const level = failure && status >= 500 ? 'warn' : 'info';
-    if (deps.logger.isLevelEnabled(level)) {
+    if ((level === 'warn' || deps.accessLog) && deps.logger.isLevelEnabled(level)) {
       deps.logger[level](
         {
           requestId,

@@ -186,6 +186,7 @@ async function buildHandler(
           ...services,
           maxBodyBytes: 10 * 1024 * 1024,
           readiness: services.readiness,
+          accessLog: services.config.accessLog,
         }),
       };
     case 'admin': {
