@@ -4,7 +4,7 @@
  * stream of signed requests, and a graceful restart in the middle of one. The audit trail must
  * hold exactly one row per request through all of it.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -309,4 +309,75 @@ describe('graceful restart in the middle of a stream', () => {
     expect(stored.length).toBe(total);
     expect(new Set(stored)).toEqual(new Set(answered));
   }, 90_000);
+});
+
+describe('a second SIGTERM during a graceful stop', () => {
+  let database: TestDatabase;
+  let admin: TestGateway;
+  let spoolDir: string;
+  let held: TestUpstream;
+  const waiting: Array<() => void> = [];
+  const children: KeygateChild[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase('mysql');
+    spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-'));
+    admin = await startTestGateway({ database, roles: [] });
+    // An internal service that answers only when the test says so.
+    held = await startUpstream((req, res) => {
+      waiting.push(() => json(res, 200, { url: req.url }));
+    });
+  });
+  afterAll(async () => {
+    for (const answer of waiting.splice(0)) answer();
+    await Promise.all(children.map((c) => c.stop('SIGKILL')));
+    await held?.close();
+    await admin?.close();
+    await database?.drop();
+    rmSync(spoolDir, { recursive: true, force: true });
+  });
+
+  it('closes connections at once, yet keeps every audit row (before, it killed the process)', async () => {
+    const tenantId = await createTestTenant(admin.services.ctx, 'twice');
+    const key = await createTestKey(admin.services.ctx, tenantId);
+    await createTestRoute(admin.services.ctx, tenantId, '/slow', held.url, { timeoutMs: 60_000 });
+    const child = await startInboundChild({
+      DATABASE_URL: database.databaseUrl!,
+      KEYGATE_DATA_DIR: admin.env.KEYGATE_DATA_DIR!,
+      KEYGATE_AUDIT_SPOOL_DIR: spoolDir,
+      KEYGATE_MIGRATE_ON_START: 'false',
+      KEYGATE_SHUTDOWN_GRACE_MS: '60000',
+    });
+    children.push(child);
+
+    const calls = Array.from({ length: 5 }, (_, i) =>
+      send(child.url, `/slow/${i}`, { key, timeoutMs: 60_000 }).then(
+        (res) => res.status,
+        () => 'cut' as const,
+      ),
+    );
+    await waitFor(async () => waiting.length === 5, 10_000, 'five calls at the service');
+
+    process.kill(child.pid, 'SIGTERM');
+    await waitFor(async () => child.output.some((l) => l.includes('shutting down')), 10_000, 'the stop');
+    // The grace period (60 s) would wait for the five calls; a second signal cuts it short.
+    process.kill(child.pid, 'SIGTERM');
+    await waitFor(async () => child.output.some((l) => l.includes('signal again')), 10_000, 'the hurry');
+    expect(await Promise.all(calls)).toEqual(['cut', 'cut', 'cut', 'cut', 'cut']);
+
+    // The calls still finish inside keygate, and their rows reach the spool before it exits.
+    for (const answer of waiting.splice(0)) answer();
+    expect(await child.exited).toBe(0);
+    const spooled = readdirSync(spoolDir)
+      .filter((f) => f.startsWith('audit-spool'))
+      .flatMap((f) => readFileSync(path.join(spoolDir, f), 'utf8').split('\n').filter(Boolean))
+      .map((line) => JSON.parse(line) as { key_id: string; path: string });
+    const stored = await database.db
+      .selectFrom('audit_log')
+      .select('path')
+      .where('key_id', '=', key.keyId)
+      .execute();
+    const paths = [...spooled.filter((r) => r.key_id === key.keyId), ...stored].map((r) => r.path).sort();
+    expect(paths).toEqual(['/slow/0', '/slow/1', '/slow/2', '/slow/3', '/slow/4']);
+  }, 60_000);
 });

@@ -28,6 +28,12 @@ export interface RunningServer {
   ports: Partial<Record<ListenerRole | 'status', number>>;
   /** Graceful stop; resolves when every listener and service is closed. */
   close(): Promise<void>;
+  /**
+   * Cuts a graceful stop short (a second SIGTERM / Ctrl-C): no more drain delay or grace period,
+   * open connections are closed now. Services still close, so the audit queue still reaches MySQL
+   * or the spool.
+   */
+  hurry(): void;
 }
 
 const VARIABLES: Record<ListenerRole | 'status', { port: string; host: string }> = {
@@ -89,8 +95,23 @@ export async function startServer(
   services.logger.info({ ports, hosts }, 'keygate listening');
 
   let closing: Promise<void> | undefined;
+  let hurry: () => void = () => {};
+  const hurried = new Promise<void>((resolve) => {
+    hurry = resolve;
+  });
+  /** Waits `ms`, or less if the stop is hurried. */
+  const waitAtMost = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      void hurried.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   return {
     ports,
+    hurry,
     close() {
       closing ??= (async () => {
         // /readyz says 503 first, so load balancers stop sending before the listeners close.
@@ -100,7 +121,7 @@ export async function startServer(
             { delayMs: config.shutdownDelayMs },
             'draining: readyz answers 503 before listeners close',
           );
-          await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+          await waitAtMost(config.shutdownDelayMs);
         }
         const grace = config.shutdownGraceMs;
         await Promise.all(
@@ -115,10 +136,10 @@ export async function startServer(
                 };
                 server.close(done);
                 server.closeIdleConnections();
-                setTimeout(() => {
+                void waitAtMost(grace).then(() => {
                   server.closeAllConnections();
                   done();
-                }, grace).unref();
+                });
               }),
           ),
         );

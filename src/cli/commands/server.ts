@@ -34,11 +34,25 @@ async function runUntilSignal(
   server: RunningServer,
   extraClose?: () => Promise<void>,
 ): Promise<number> {
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  let signals = 0;
+  const stopped = new Promise<void>((resolve) => {
+    // Installed for good: a second signal must not fall through to Node's default (exit at once,
+    // dropping the audit rows still queued), it cuts the wait for in-flight requests short instead.
+    const onSignal = () => {
+      signals += 1;
+      if (signals === 1) {
+        resolve();
+        return;
+      }
+      io.stderr.write(
+        'keygate: signal again: closing open connections now; queued audit rows are still written (SIGKILL stops at once)\n',
+      );
+      server.hurry();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
+  await stopped;
   io.stderr.write('keygate: shutting down\n');
   await server.close();
   await extraClose?.();
