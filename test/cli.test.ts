@@ -1,7 +1,7 @@
 /** The `keygate` command as a user runs it: a real child process on a temporary data dir. */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -249,5 +249,34 @@ describe('keygate CLI', { timeout: 180_000 }, () => {
     });
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toContain('AWS_ENDPOINT_URL_KMS');
+  });
+
+  it('serve stops, naming REDIS_URL, when Redis accepts connections and never answers', async () => {
+    const silent = createServer();
+    const sockets = new Set<Socket>();
+    silent.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const res = await keygate(['serve', '--roles', 'outbound'], {
+        ...env,
+        KEYGATE_HOST: '127.0.0.1',
+        KEYGATE_OUTBOUND_PORT: '0',
+        REDIS_URL: `redis://:pw@127.0.0.1:${port}`,
+      });
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`REDIS_URL (redis://:***@127.0.0.1:${port}`);
+      expect(res.stderr).toContain('no answer to PING within 5 s');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 30_000);
+
+  it('migrate names DATABASE_URL when the database cannot be reached', async () => {
+    const res = await keygate(['migrate'], { ...env, DATABASE_URL: 'mysql://root:pw@127.0.0.1:1/none' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('DATABASE_URL (mysql://root:***@127.0.0.1:1/none): cannot use the database');
+    expect(res.stderr).not.toContain('unexpected error');
   });
 });

@@ -154,18 +154,29 @@ export async function createServices(
 }
 
 async function checkDatabase(db: Db, config: Readonly<Config>, migrate: boolean): Promise<void> {
-  const where = config.databaseUrl
-    ? `DATABASE_URL (${redactUrl(config.databaseUrl)})`
-    : `SQLite in ${config.dataDir}`;
+  if (migrate) await migrateDatabase(db, config);
+  else await usingDatabase(config, () => db.selectFrom('tenants').select('id').limit(1).execute());
+}
+
+/** Applies pending migrations; a failure is a StartupError naming the database setting. */
+export function migrateDatabase(db: Db, config: Readonly<Config>): Promise<string[]> {
+  return usingDatabase(config, () => migrateToLatest(db));
+}
+
+async function usingDatabase<T>(config: Readonly<Config>, use: () => Promise<T>): Promise<T> {
   try {
-    if (migrate) await migrateToLatest(db);
-    else await db.selectFrom('tenants').select('id').limit(1).execute();
+    return await use();
   } catch (err) {
+    const where = config.databaseUrl
+      ? `DATABASE_URL (${redactUrl(config.databaseUrl)})`
+      : `SQLite in ${config.dataDir}`;
     const e = err as NodeJS.ErrnoException & { sqlMessage?: string };
     const reason = e.code ?? e.sqlMessage ?? e.message;
     throw new StartupError(`${where}: cannot use the database: ${reason}`);
   }
 }
+
+const REDIS_STARTUP_TIMEOUT_MS = 5_000;
 
 async function connectRedis(url: string): Promise<Redis> {
   const redis = new Redis(url, {
@@ -177,12 +188,22 @@ async function connectRedis(url: string): Promise<Redis> {
   redis.on('error', () => {
     // Reconnects on its own; readiness and the fallbacks report the outage.
   });
+  // connectTimeout covers the TCP connect only: a server that accepts and never answers would
+  // otherwise hold start-up forever, silently.
+  let timer: NodeJS.Timeout | undefined;
+  const silence = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer to PING within ${REDIS_STARTUP_TIMEOUT_MS / 1000} s`)),
+      REDIS_STARTUP_TIMEOUT_MS,
+    );
+  });
   try {
-    await redis.connect();
-    await redis.ping();
+    await Promise.race([redis.connect().then(() => redis.ping()), silence]);
   } catch (err) {
     redis.disconnect();
     throw new StartupError(`REDIS_URL (${redactUrl(url)}): cannot connect: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
   return redis;
 }

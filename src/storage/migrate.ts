@@ -27,7 +27,8 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   const failed = result.results?.find((r) => r.status === 'Error');
   if (result.error || failed) {
     const cause = result.error instanceof Error ? result.error.message : String(result.error);
-    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${cause}`);
+    // No failed migration named: the migrator could not even read the state (database unreachable).
+    throw new Error(failed ? `migration ${failed.migrationName} failed: ${cause}` : cause);
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

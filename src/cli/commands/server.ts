@@ -4,14 +4,13 @@ import path from 'node:path';
 import { ConfigError, type ListenerRole, loadConfig, ROLES } from '../../config.ts';
 import { startSeedProvider } from '../../dev/seed-provider.ts';
 import { createLogger } from '../../logger.ts';
-import { createServices, type Services } from '../../server/create-services.ts';
+import { createServices, migrateDatabase, type Services } from '../../server/create-services.ts';
 import { type RunningServer, startServer } from '../../server/serve.ts';
 import { applyProviderVersion, getProviderVersion } from '../../services/providers.ts';
 import { setSecret } from '../../services/secrets.ts';
 import { createTenant, findTenant } from '../../services/tenants.ts';
 import { createAdminToken, createServiceToken } from '../../services/tokens.ts';
 import { createDatabase } from '../../storage/db.ts';
-import { migrateToLatest } from '../../storage/migrate.ts';
 import { type Command, type CommandIo, output, UsageError } from '../args.ts';
 import { CLI_ACTOR } from '../context.ts';
 import { readProviderFile } from './providers.ts';
@@ -85,7 +84,7 @@ export const serverCommands: Command[] = [
       const config = loadConfig(io.env);
       const { db } = createDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
       try {
-        const applied = await migrateToLatest(db);
+        const applied = await migrateDatabase(db, config);
         output(io, args, { applied }, [
           applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date',
         ]);
