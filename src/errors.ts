@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   KG_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream did not answer in time' },
   KG_UPSTREAM_TOO_LARGE: { status: 502, title: 'Upstream answer too large' },
   KG_UPSTREAM_UNDECODABLE: { status: 502, title: 'Upstream answer could not be decoded' },
+  KG_SECRET_UNREADABLE: { status: 500, title: 'Provider secret cannot be decrypted' },
 
   // Inbound API
   KG_AUTH_HEADER_MISSING: { status: 401, title: 'Signature header missing' },

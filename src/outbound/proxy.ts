@@ -16,7 +16,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RequestScriptResult, ScriptHost } from '../sandbox/index.ts';
 import { createMasker } from '../secrets/mask.ts';
-import type { ProviderSecrets, SecretStore } from '../secrets/secret-store.ts';
+import { assertSecretReadable, type ProviderSecrets, type SecretStore } from '../secrets/secret-store.ts';
 import { PROVIDER_NAME } from '../services/provider-config.ts';
 import { hasDotSegment } from '../url-path.ts';
 import {
@@ -71,6 +71,8 @@ const CALLER_ONLY_HEADERS = [
 ];
 /** Headers of the upstream answer that keygate recomputes. */
 const RECOMPUTED_RESPONSE_HEADERS = ['content-encoding', 'content-length'];
+/** The secrets every script gets as arguments (DESIGN.md "Signing scripts"). */
+const SCRIPT_ARGUMENT_SECRETS = ['AppKey', 'AesKey', 'AesIV'];
 
 export async function proxyRequest(
   deps: OutboundDeps,
@@ -142,6 +144,12 @@ export async function prepareSignedRequest(
       ? parseRequestBody(bodyBytes, contentType, { jsonAsText: config.mode === 'script' })
       : { kind: 'none' },
   };
+  if (secrets.unreadable !== undefined && (provider.request || provider.response)) {
+    // A script gets these as arguments whether or not it reads them, and keygate cannot tell:
+    // one that does not decrypt fails the call with its name, rather than run the script with
+    // null in its place and sign with that.
+    for (const name of SCRIPT_ARGUMENT_SECRETS) assertSecretReadable(secrets, provider.name, name);
+  }
   const bodyBefore = req.body;
   let script: RequestScriptResult | undefined;
   let sentToken: string | undefined;
@@ -280,6 +288,7 @@ export function scriptHost(
 ): Omit<ScriptHost, 'token'> {
   return {
     secrets: secrets.values,
+    unreadableSecrets: secrets.unreadable,
     sensitiveValues: sensitiveValuesOf(secrets),
     prefixUrl: provider.config.prefixUrl,
     tokenUrl: provider.config.tokenUrl ?? '',

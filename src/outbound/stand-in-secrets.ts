@@ -18,7 +18,8 @@ export function standInSecrets(secrets: ProviderSecrets): ProviderSecrets {
   }
   Object.freeze(values);
   const sensitive = new Set(secrets.sensitive);
-  return { values, sensitive, mask: createMasker([...sensitive].map((name) => values[name]!)) };
+  const mask = createMasker([...sensitive].map((name) => values[name]!));
+  return { values, sensitive, mask, ...(secrets.unreadable ? { unreadable: secrets.unreadable } : {}) };
 }
 
 /** A token cache that holds one stand-in token and changes nothing. */

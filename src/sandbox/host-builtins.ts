@@ -52,6 +52,7 @@ export class BuiltinError extends Error {
 /** What a built-in may use besides its arguments (one per tenant script; secrets set per run). */
 export interface BuiltinContext {
   secrets: Readonly<Record<string, string>>;
+  unreadableSecrets?: ReadonlySet<string> | undefined;
   keys: KeyObjectCache;
   /** Live OpenSSL contexts per cached AES / SM4 key (see BlockStream). */
   blockStreams: WeakMap<KeyObject, Map<string, BlockStream>>;
@@ -573,6 +574,13 @@ function readSecret(args: readonly unknown[], ctx: BuiltinContext, name: string)
     if (typeof value === 'string') return value;
   }
   const shown = secretName.length > 100 ? `${secretName.slice(0, 100)}...` : secretName;
+  if (ctx.unreadableSecrets?.has(secretName)) {
+    throw new BuiltinError(
+      name,
+      `"${shown}" is set for this provider but cannot be decrypted (bound to another place or altered); set it again`,
+      'KG_SECRET_UNREADABLE',
+    );
+  }
   throw new BuiltinError(name, `"${shown}" is not set for this provider`, 'KG_SECRET_MISSING');
 }
 

@@ -535,7 +535,10 @@ export class TenantScript implements CompiledScript {
       `${this.kind} script failed: ${outcome.message}${where}`,
       inv.host.sensitiveValues,
     );
-    const code = outcome.code === 'KG_SECRET_MISSING' ? 'KG_SECRET_MISSING' : 'KG_SCRIPT_ERROR';
+    const code =
+      outcome.code === 'KG_SECRET_MISSING' || outcome.code === 'KG_SECRET_UNREADABLE'
+        ? outcome.code
+        : 'KG_SCRIPT_ERROR';
     const extra = outcome.line === null ? {} : { line: outcome.line, column: outcome.column };
     const error = new KeygateError(code, detail, extra);
     // For dry runs: what the script logged before it failed (masked), without putting it in the
@@ -558,6 +561,7 @@ export class TenantScript implements CompiledScript {
     let result: HostValue | HostFailure;
     try {
       this.#builtins.secrets = inv.host.secrets;
+      this.#builtins.unreadableSecrets = inv.host.unreadableSecrets;
       result = callHostBuiltin(index, binaryArgs, args, this.#builtins);
     } catch (err) {
       result =

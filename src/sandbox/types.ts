@@ -39,6 +39,8 @@ export type ScriptKind = 'request' | 'response';
 export interface ScriptHost {
   /** All secrets of the provider. AppKey, AesKey, AesIV are also passed as arguments. */
   secrets: Record<string, string>;
+  /** Secrets that are set but do not decrypt: `secret(name)` of one fails with KG_SECRET_UNREADABLE. */
+  unreadableSecrets?: ReadonlySet<string>;
   /** Masked (as-is, base64 and hex) in log() lines and error messages. */
   sensitiveValues: string[];
   prefixUrl: string;

@@ -20,6 +20,7 @@ const credentials = { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' };
 const APP_KEY = 'ak_8f3e2d1c0b9a';
 const APP_SECRET = 'as_Qm9vL2Zvby9iYXI_7d6c5b4a39281706';
 const AES_KEY = '0123456789abcdef0123456789abcdef';
+const RSA_KEY = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -43,8 +44,40 @@ function countQueries(queries: { count: number }): KyselyPlugin {
 }
 
 function captureLogger() {
-  const lines: Array<{ obj: object; msg: string }> = [];
-  return { lines, warn: (obj: object, msg: string) => lines.push({ obj, msg }) };
+  const lines: Array<{ level: 'warn' | 'error'; obj: object; msg: string }> = [];
+  return {
+    lines,
+    warn: (obj: object, msg: string) => lines.push({ level: 'warn', obj, msg }),
+    error: (obj: object, msg: string) => lines.push({ level: 'error', obj, msg }),
+  };
+}
+
+/** Flips one bit in the middle of a stored ciphertext, as a damaged or tampered row would. */
+async function corruptCiphertext(db: Db, tenantId: string, provider: string, name: string) {
+  const row = await db
+    .selectFrom('secrets')
+    .select(['id', 'ciphertext'])
+    .where('tenant_id', '=', tenantId)
+    .where('provider', '=', provider)
+    .where('name', '=', name)
+    .executeTakeFirstOrThrow();
+  const bytes = Buffer.from(row.ciphertext, 'base64');
+  bytes[bytes.length >> 1]! ^= 0x01;
+  await db
+    .updateTable('secrets')
+    .set({ ciphertext: bytes.toString('base64') })
+    .where('id', '=', row.id)
+    .execute();
+}
+
+function thrown(fn: () => unknown): KeygateError {
+  try {
+    fn();
+  } catch (e) {
+    if (isKeygateError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a throw');
 }
 
 async function rejection(promise: Promise<unknown>): Promise<KeygateError> {
@@ -63,7 +96,9 @@ function expectNoValues(...things: unknown[]) {
   const text = things
     .map((t) => (t instanceof Error ? `${t.message} ${JSON.stringify(toProblem(t))}` : JSON.stringify(t)))
     .join('\n');
-  for (const value of [APP_KEY, APP_SECRET, AES_KEY]) expect(text).not.toContain(value);
+  for (const value of [APP_KEY, APP_SECRET, AES_KEY, RSA_KEY, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC']) {
+    expect(text).not.toContain(value);
+  }
 }
 
 describe.each(DIALECTS)('secret store on %s', (dialect) => {
@@ -233,14 +268,68 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
     const reader = store(localProvider(), { logger });
     expect((await reader.loadProviderSecrets('ten_aad', 'acme')).values.AppSecret).toBe(APP_SECRET);
     for (const copy of copies) {
-      const err = await rejection(reader.loadProviderSecrets(copy.tenant_id, copy.provider));
-      expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
+      const loaded = await reader.loadProviderSecrets(copy.tenant_id, copy.provider);
+      expect({ ...loaded.values }).toEqual({});
+      expect(loaded.unreadable).toEqual(new Set([copy.name]));
+      const err = thrown(() => requireSecret(loaded, copy.provider, copy.name));
+      expect(err).toMatchObject({ code: 'KG_SECRET_UNREADABLE', status: 500 });
       expect(err.message).toBe(
-        `secret "${copy.name}" of provider "${copy.provider}" cannot be decrypted: it is bound to another place or was altered`,
+        `secret "${copy.name}" of provider "${copy.provider}" cannot be decrypted: it is bound to another place or was altered; set it again`,
       );
       expectNoValues(err);
     }
+    expect(logger.lines.map((l) => l.level)).toEqual(['error', 'error', 'error']);
     expectNoValues(logger.lines);
+  });
+
+  it('isolates a secret whose ciphertext was altered: the others load, it is named, never valued', async () => {
+    const writer = store(localProvider());
+    await setSeedSecrets(writer, 'ten_bad', 'acme');
+    await writer.set('ten_bad', 'acme', 'RsaKey', RSA_KEY);
+    await corruptCiphertext(t.db, 'ten_bad', 'acme', 'RsaKey');
+
+    const logger = captureLogger();
+    const reader = store(localProvider(), { logger, cacheTtlMs: 60_000 });
+    const loaded = await reader.loadProviderSecrets('ten_bad', 'acme');
+    expect({ ...loaded.values }).toEqual({ AppKey: APP_KEY, AppSecret: APP_SECRET, AesKey: AES_KEY });
+    expect(loaded.unreadable).toEqual(new Set(['RsaKey']));
+    expect(requireSecret(loaded, 'acme', 'AppSecret')).toBe(APP_SECRET);
+    expect(loaded.mask(`${APP_SECRET} ${AES_KEY}`)).toBe('**** ****');
+
+    const err = thrown(() => requireSecret(loaded, 'acme', 'RsaKey'));
+    expect(err).toMatchObject({ code: 'KG_SECRET_UNREADABLE', status: 500 });
+    expect(err.message).toBe(
+      'secret "RsaKey" of provider "acme" cannot be decrypted: it is bound to another place or was altered; set it again',
+    );
+    expect(toProblem(err)).toMatchObject({ provider: 'acme', secret: 'RsaKey' });
+    // A secret that is not set is still reported as such.
+    expect(thrown(() => requireSecret(loaded, 'acme', 'AesIV')).code).toBe('KG_SECRET_MISSING');
+
+    // Logged at error level once per load, naming the secret; a cached read logs nothing more.
+    expect(logger.lines).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        obj: expect.objectContaining({
+          tenantId: 'ten_bad',
+          provider: 'acme',
+          unreadableSecrets: ['RsaKey'],
+        }),
+        msg: 'provider secrets cannot be decrypted; the others are served',
+      }),
+    ]);
+    expect(await reader.loadProviderSecrets('ten_bad', 'acme')).toBe(loaded);
+    expect(logger.lines).toHaveLength(1);
+    reader.invalidate('ten_bad', 'acme');
+    await reader.loadProviderSecrets('ten_bad', 'acme');
+    expect(logger.lines.map((l) => l.level)).toEqual(['error', 'error']);
+    expectNoValues(err, toProblem(err), logger.lines);
+
+    // Setting it again repairs it.
+    await writer.set('ten_bad', 'acme', 'RsaKey', RSA_KEY);
+    reader.invalidate('ten_bad', 'acme');
+    const repaired = await reader.loadProviderSecrets('ten_bad', 'acme');
+    expect(repaired.values.RsaKey).toBe(RSA_KEY);
+    expect(repaired.unreadable).toBeUndefined();
   });
 
   it('seals other values under the caller binding', async () => {
@@ -374,6 +463,29 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
           timeout: 3000,
         })
         .toBe('rotated-secret');
+    });
+
+    it('keeps a KMS outage transient when a row is also corrupt: last-known-good, or 503', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_both', 'acme');
+      await writer.set('ten_both', 'acme', 'RsaKey', RSA_KEY);
+      await corruptCiphertext(t.db, 'ten_both', 'acme', 'RsaKey');
+
+      const logger = captureLogger();
+      const reader = store(awsProvider(), { cacheTtlMs: 50, dataKeyTtlMs: 50, logger });
+      const loaded = await reader.loadProviderSecrets('ten_both', 'acme');
+      expect(loaded.unreadable).toEqual(new Set(['RsaKey']));
+      kms.down();
+      await sleep(80);
+
+      expect(await reader.loadProviderSecrets('ten_both', 'acme')).toBe(loaded);
+      await waitFor(() => logger.lines.some((l) => l.level === 'warn'));
+      expect(logger.lines.find((l) => l.level === 'warn')).toMatchObject({
+        obj: { provider: 'acme', servingLastKnownGood: true },
+      });
+      const err = await rejection(store(awsProvider()).loadProviderSecrets('ten_both', 'acme'));
+      expect(err).toMatchObject({ code: 'KG_SECRETS_UNAVAILABLE', status: 503 });
+      expectNoValues(err, logger.lines);
     });
 
     it('serves the last-known-good copy when the KMS is slower than the request timeout', async () => {

@@ -18,6 +18,12 @@ export interface ProviderSecrets {
   sensitive: Set<string>;
   /** Masks the sensitive values in any text; built once per load. */
   mask: Masker;
+  /**
+   * Names of secrets that are set but whose ciphertext does not decrypt (altered, or bound to
+   * another place): not in `values`, and a request that needs one fails with
+   * KG_SECRET_UNREADABLE. Absent when every secret decrypted, so the hot path checks one field.
+   */
+  unreadable?: ReadonlySet<string>;
 }
 
 export interface SecretInfo {
@@ -62,6 +68,9 @@ export interface SecretStore {
    * Hot path, called by every proxied request: answered from memory when cached, refreshed in
    * the background after `cacheTtlMs`; while the database or KMS is unreachable the last-known-good
    * copy keeps serving. A provider never loaded then fails with KG_SECRETS_UNAVAILABLE (503).
+   * A secret whose ciphertext does not decrypt is a permanent fault of that row, not of the
+   * provider: it is listed in `unreadable` (and logged at error level once per load) while the
+   * others load.
    */
   loadProviderSecrets(tenantId: string, provider: string): Promise<ProviderSecrets>;
   /** The next load waits for fresh values (falling back to the cached copy if that fails). */
@@ -78,10 +87,11 @@ export interface SecretStoreOptions {
   dataKeyTtlMs: number;
   /** How long loaded provider secrets count as fresh before a background refresh; default 5 s. */
   cacheTtlMs?: number;
-  logger?: { warn(obj: object, msg: string): void };
+  logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
 const SECRET_AAD = 'keygate:secret:v1';
+const UNREADABLE_REASON = 'cannot be decrypted: it is bound to another place or was altered';
 const SEALED_AAD = 'keygate:sealed:v1';
 // The ciphertext column is TEXT (64 KiB on MySQL); base64 of 32 KiB plus IV and tag fits.
 const MAX_VALUE_BYTES = 32 * 1024;
@@ -112,7 +122,7 @@ export function createSecretStore({
   keyProvider,
   dataKeyTtlMs,
   cacheTtlMs = 5000,
-  logger = { warn() {} },
+  logger = { warn() {}, error() {} },
 }: SecretStoreOptions): SecretStore {
   if (!(dataKeyTtlMs > 0)) throw new Error('createSecretStore: dataKeyTtlMs must be positive');
   if (!(cacheTtlMs > 0)) throw new Error('createSecretStore: cacheTtlMs must be positive');
@@ -198,17 +208,21 @@ export function createSecretStore({
     };
   };
 
-  const openSealed = async (sealed: Sealed, aad: Buffer, what: string): Promise<string> => {
-    let key: Buffer;
+  /** The data key of a sealed value; a KMS that does not unwrap it is a fault that may pass. */
+  const dataKeyOf = async (sealed: Sealed, what: string): Promise<Buffer> => {
     try {
-      key = await unwrapDataKey(sealed.wrappedKey, sealed.kmsKeyId);
+      return await unwrapDataKey(sealed.wrappedKey, sealed.kmsKeyId);
     } catch (err) {
       throw unavailable(`${what} could not be decrypted: the key provider did not unwrap its data key`, err);
     }
+  };
+
+  const openSealed = async (sealed: Sealed, aad: Buffer, what: string): Promise<string> => {
+    const key = await dataKeyOf(sealed, what);
     try {
       return openText(key, sealed.ciphertext, aad);
     } catch (err) {
-      throw unavailable(`${what} cannot be decrypted: it is bound to another place or was altered`, err);
+      throw unavailable(`${what} ${UNREADABLE_REASON}`, err);
     }
   };
 
@@ -237,23 +251,47 @@ export function createSecretStore({
     }
     const values: Record<string, string> = Object.create(null);
     const sensitive = new Set<string>();
+    const unreadable = new Set<string>();
+    // An unwrap failure (KMS down or slow) fails the whole load, so the last-known-good copy
+    // serves on. A ciphertext that does not authenticate under its unwrapped data key will never
+    // decrypt, whatever is retried: only that secret is left out.
     const opened = await Promise.all(
-      rows.map((row) =>
-        openSealed(
-          { ciphertext: row.ciphertext, wrappedKey: row.wrapped_key, kmsKeyId: row.kms_key_id },
-          bindingAad(SECRET_AAD, tenantId, provider, row.name),
-          `secret "${row.name}" of provider "${provider}"`,
-        ),
-      ),
+      rows.map(async (row) => {
+        const sealed = { ciphertext: row.ciphertext, wrappedKey: row.wrapped_key, kmsKeyId: row.kms_key_id };
+        const key = await dataKeyOf(sealed, `secret "${row.name}" of provider "${provider}"`);
+        try {
+          return openText(key, sealed.ciphertext, bindingAad(SECRET_AAD, tenantId, provider, row.name));
+        } catch {
+          return undefined;
+        }
+      }),
     );
     rows.forEach((row, i) => {
-      values[row.name] = opened[i]!;
+      const value = opened[i];
+      if (value === undefined) {
+        unreadable.add(row.name);
+        return;
+      }
+      values[row.name] = value;
       if (row.sensitive) sensitive.add(row.name);
     });
+    if (unreadable.size > 0) {
+      logger.error(
+        {
+          tenantId,
+          provider,
+          unreadableSecrets: [...unreadable].sort(),
+          reason:
+            'bound to another place or altered; calls that need them fail with KG_SECRET_UNREADABLE until they are set again',
+        },
+        'provider secrets cannot be decrypted; the others are served',
+      );
+    }
     return {
       values: Object.freeze(values),
       sensitive,
       mask: createMasker([...sensitive].map((name) => values[name]!)),
+      ...(unreadable.size > 0 ? { unreadable } : {}),
     };
   };
 
@@ -456,16 +494,31 @@ export function createSecretStore({
   return store;
 }
 
-/** The value of a secret the caller needs, or KG_SECRET_MISSING naming it (never a value). */
+/**
+ * The value of a secret the caller needs, or an error naming it (never a value): KG_SECRET_MISSING
+ * when it is not set, KG_SECRET_UNREADABLE when it is set but does not decrypt.
+ */
 export function requireSecret(secrets: ProviderSecrets, provider: string, name: string): string {
   const value = secrets.values[name];
   if (value === undefined) {
+    assertSecretReadable(secrets, provider, name);
     throw new KeygateError('KG_SECRET_MISSING', `secret "${name}" of provider "${provider}" is not set`, {
       provider,
       secret: name,
     });
   }
   return value;
+}
+
+/** Throws KG_SECRET_UNREADABLE naming the secret when it is set but did not decrypt. */
+export function assertSecretReadable(secrets: ProviderSecrets, provider: string, name: string): void {
+  if (secrets.unreadable?.has(name)) {
+    throw new KeygateError(
+      'KG_SECRET_UNREADABLE',
+      `secret "${name}" of provider "${provider}" ${UNREADABLE_REASON}; set it again`,
+      { provider, secret: name },
+    );
+  }
 }
 
 function validateLocation(tenantId: string, provider: string, name: string): void {

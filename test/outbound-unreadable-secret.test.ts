@@ -1,0 +1,134 @@
+/**
+ * One provider secret whose ciphertext was altered in the database: the proxy keeps serving the
+ * requests that do not need it, and fails the ones that do with KG_SECRET_UNREADABLE naming it,
+ * never showing a value, in the answer or in the log.
+ */
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+const SECRETS = {
+  AppKey: 'ak_unreadable_5f1e',
+  AppSecret: 'as_Good-Secret-77c3a9',
+  AesKey: '00112233445566778899aabbccddeeff',
+  RsaKey: '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw\n-----END PRIVATE KEY-----\n',
+};
+const VALUE_FRAGMENTS = [...Object.values(SECRETS), 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw'];
+
+describe('a provider secret that cannot be decrypted', () => {
+  const logLines: string[] = [];
+  let gw: TestGateway;
+  let upstream: TestUpstream;
+
+  beforeAll(async () => {
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logLines.push(...String(chunk).split('\n').filter(Boolean));
+        done();
+      },
+    });
+    gw = await startTestGateway({ logTo: sink });
+    upstream = await startUpstream((req, res) => json(res, 200, { ok: true, url: req.url }));
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  /** Flips one bit in the middle of the stored ciphertext, as a damaged or tampered row would. */
+  async function corrupt(tenantId: string, provider: string, name: string) {
+    const { db } = gw.database;
+    const row = await db
+      .selectFrom('secrets')
+      .select(['id', 'ciphertext'])
+      .where('tenant_id', '=', tenantId)
+      .where('provider', '=', provider)
+      .where('name', '=', name)
+      .executeTakeFirstOrThrow();
+    const bytes = Buffer.from(row.ciphertext, 'base64');
+    bytes[bytes.length >> 1]! ^= 0x01;
+    await db
+      .updateTable('secrets')
+      .set({ ciphertext: bytes.toString('base64') })
+      .where('id', '=', row.id)
+      .execute();
+  }
+
+  const call = (token: string, provider: string, path: string) =>
+    fetch(`${gw.outboundUrl}/v1/proxy/${provider}${path}`, { headers: { authorization: `Bearer ${token}` } });
+
+  async function expectUnreadable(res: Response, name: string, provider: string) {
+    const text = await res.text();
+    expect(res.status).toBe(500);
+    expect(res.headers.get('keygate-error')).toBe('KG_SECRET_UNREADABLE');
+    const body = JSON.parse(text) as { code: string; detail: string; secret?: string };
+    expect(body.code).toBe('KG_SECRET_UNREADABLE');
+    expect(body.detail).toContain(`"${name}"`);
+    expect(body.detail).toContain('cannot be decrypted');
+    if (body.secret !== undefined) expect(body).toMatchObject({ secret: name, provider });
+    for (const value of VALUE_FRAGMENTS) expect(text).not.toContain(value);
+  }
+
+  it('serves requests that use only the good secrets and names the bad one to those that need it', async () => {
+    const { tenantId, serviceToken } = await setUpProvider(
+      gw,
+      {
+        name: 'acme',
+        mode: 'script',
+        prefixUrl: upstream.url,
+        request: `function (h, p, b, AppKey) {
+          h.set('x-sig', hmac_sha256(secret('AppSecret'), AppKey + h.getURI()));
+          if (h.getURI().startsWith('/rsa')) h.set('x-rsa', sha256(secret('RsaKey')));
+        }`,
+      },
+      { AppKey: SECRETS.AppKey, AppSecret: SECRETS.AppSecret, RsaKey: SECRETS.RsaKey },
+    );
+    await corrupt(tenantId, 'acme', 'RsaKey');
+
+    const sentBefore = upstream.received.length;
+    const good = await call(serviceToken, 'acme', '/orders');
+    expect(good.status).toBe(200);
+    expect(upstream.received.length).toBe(sentBefore + 1);
+    expect(upstream.received.at(-1)!.headers['x-sig']).toMatch(/^[0-9a-f]{64}$/);
+
+    await expectUnreadable(await call(serviceToken, 'acme', '/rsa/sign'), 'RsaKey', 'acme');
+    expect(upstream.received.length).toBe(sentBefore + 1); // nothing went out for it
+    expect((await call(serviceToken, 'acme', '/orders/2')).status).toBe(200);
+
+    // simple mode needs AppSecret; a script gets AesKey as an argument, used or not.
+    const simple = await setUpProvider(
+      gw,
+      { name: 'acme-simple', mode: 'simple', prefixUrl: upstream.url },
+      { AppKey: SECRETS.AppKey, AppSecret: SECRETS.AppSecret },
+    );
+    await corrupt(simple.tenantId, 'acme-simple', 'AppSecret');
+    await expectUnreadable(await call(simple.serviceToken, 'acme-simple', '/x'), 'AppSecret', 'acme-simple');
+
+    const withAes = await setUpProvider(
+      gw,
+      {
+        name: 'acme-aes',
+        mode: 'script',
+        prefixUrl: upstream.url,
+        request: `function (h, p, b, AppKey, AesKey) { h.set('x-key', AppKey); }`,
+      },
+      { AppKey: SECRETS.AppKey, AesKey: SECRETS.AesKey },
+    );
+    await corrupt(withAes.tenantId, 'acme-aes', 'AesKey');
+    await expectUnreadable(await call(withAes.serviceToken, 'acme-aes', '/x'), 'AesKey', 'acme-aes');
+
+    // One error line per load naming the secret, not one per request; no value anywhere in the log.
+    const parsed = logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const loadErrors = parsed.filter((l) =>
+      l.msg?.toString().startsWith('provider secrets cannot be decrypted'),
+    );
+    expect(loadErrors).toEqual([
+      expect.objectContaining({ level: 50, tenantId, provider: 'acme', unreadableSecrets: ['RsaKey'] }),
+      expect.objectContaining({ level: 50, provider: 'acme-simple', unreadableSecrets: ['AppSecret'] }),
+      expect.objectContaining({ level: 50, provider: 'acme-aes', unreadableSecrets: ['AesKey'] }),
+    ]);
+    const all = logLines.join('\n');
+    for (const value of VALUE_FRAGMENTS) expect(all).not.toContain(value);
+  });
+});
