@@ -13,6 +13,11 @@
  * that succeeds the database is marked up and rows go straight to it again. A spool left by an
  * earlier process is replayed at start-up.
  *
+ * Only an error that names a row's content (isBadRowError: a value too long, out of range, ...)
+ * sets a row aside, in the rejected file; the replay finds that row by inserting its batch one row
+ * at a time. Every other failure (a timeout, a lock wait, a deadlock, a lost connection) means the
+ * database cannot take rows now, on both paths: the rows stay in the spool for the next replay.
+ *
  * Every insert ignores rows whose request_id is already stored, so a batch sent twice (an insert
  * that timed out but committed, a replay cut short by a crash or an outage) never duplicates.
  * If the queue outgrows maxQueue (the database is slow, not down), it is spooled at once rather
@@ -22,7 +27,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../storage/db.ts';
 import type { NewAuditLogRow } from '../../storage/schema.ts';
-import { estimateRowBytes, insertAuditRows, parseSpoolLine, toAuditRow } from './insert.ts';
+import { estimateRowBytes, insertAuditRows, isBadRowError, parseSpoolLine, toAuditRow } from './insert.ts';
 import { openSpool } from './spool.ts';
 
 export { ACTIVE_SPOOL_FILE, REJECTED_FILE } from './spool.ts';
@@ -41,7 +46,7 @@ export interface AuditWriterStats {
   spooled: number;
   /** Rows inserted from the spool, including a spool left by an earlier process. */
   replayed: number;
-  /** Spool lines the database refused while reachable, or that did not parse; moved to REJECTED_FILE. */
+  /** Spool lines the database refused for their content (isBadRowError), or that did not parse; moved to REJECTED_FILE. */
   rejected: number;
   /** Rows lost because the database and the spool disk both failed with the queue full. */
   dropped: number;
@@ -183,7 +188,8 @@ export function createAuditWriter({
         await withTimeout(insertAuditRows(db, batch), writeTimeoutMs);
         inserted = true;
       } catch (err) {
-        markDbDown(err);
+        // A bad row: the database is fine; the replay sets the row aside and stores the others.
+        if (!isBadRowError(err)) markDbDown(err);
       } finally {
         rowsInFlight -= batch.length;
       }
@@ -335,9 +341,10 @@ export function createAuditWriter({
   }
 
   /**
-   * Inserts replayed rows. If the batch fails while the database answers, the batch itself is the
-   * problem: rows go in one at a time and the ones refused move to the rejected file, so one bad
-   * line cannot block the spool forever.
+   * Inserts replayed rows; false when the database cannot take them now (they stay in the spool).
+   * A batch refused for a bad row goes in again one row at a time, and only the rows refused for
+   * their own content move to the rejected file, so one bad line cannot block the spool forever
+   * and a slow or locked database never sends a good row there.
    */
   async function insertReplayed(rows: NewAuditLogRow[]): Promise<boolean> {
     try {
@@ -345,7 +352,7 @@ export function createAuditWriter({
       counts.replayed += rows.length;
       return true;
     } catch (err) {
-      if (!(await databaseReachable())) {
+      if (!isBadRowError(err)) {
         markDbDown(err);
         return false;
       }
@@ -355,7 +362,7 @@ export function createAuditWriter({
         await withTimeout(insertAuditRows(db, [row]), writeTimeoutMs);
         counts.replayed += 1;
       } catch (err) {
-        if (!(await databaseReachable())) {
+        if (!isBadRowError(err)) {
           markDbDown(err);
           return false;
         }

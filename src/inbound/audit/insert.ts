@@ -44,6 +44,47 @@ export async function insertAuditRows(db: Db, rows: readonly NewAuditLogRow[]): 
   );
 }
 
+/**
+ * Whether an insert failed because of what a row holds, so the same row would fail again however
+ * often it is sent: MySQL's data errors (with IGNORE most become warnings; these are what is left)
+ * and SQLite's constraint, too-big and type-mismatch errors. Anything else (keygate's own timeout,
+ * a lock wait, a deadlock, an interrupted query, a lost connection, a busy SQLite file, an error
+ * with no code) says the database cannot take rows now, not that a row is bad: the rows are kept.
+ */
+export function isBadRowError(err: unknown): boolean {
+  const e = err as { sqlState?: unknown; errno?: unknown; code?: unknown; errcode?: unknown } | null;
+  if (typeof e?.sqlState === 'string' && typeof e.errno === 'number') return MYSQL_BAD_ROW.has(e.errno);
+  if (e?.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number') {
+    return SQLITE_BAD_ROW.has(e.errcode & 0xff);
+  }
+  return false;
+}
+
+/** MySQL / MariaDB error numbers (shared by both below 1900) that name a row's value as the problem. */
+const MYSQL_BAD_ROW = new Set([
+  1048, // ER_BAD_NULL_ERROR
+  1153, // ER_NET_PACKET_TOO_LARGE: one row over max_allowed_packet
+  1263, // ER_WARN_NULL_TO_NOTNULL
+  1264, // ER_WARN_DATA_OUT_OF_RANGE
+  1265, // WARN_DATA_TRUNCATED
+  1292, // ER_TRUNCATED_WRONG_VALUE
+  1300, // ER_INVALID_CHARACTER_STRING
+  1366, // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+  1367, // ER_ILLEGAL_VALUE_FOR_TYPE
+  1406, // ER_DATA_TOO_LONG
+  1411, // ER_WRONG_VALUE_FOR_TYPE
+  1441, // ER_DATETIME_FUNCTION_OVERFLOW
+  1452, // ER_NO_REFERENCED_ROW_2
+  1690, // ER_DATA_OUT_OF_RANGE
+]);
+
+/** SQLite primary result codes (the low byte of an extended code) that name a row as the problem. */
+const SQLITE_BAD_ROW = new Set([
+  18, // SQLITE_TOOBIG
+  19, // SQLITE_CONSTRAINT
+  20, // SQLITE_MISMATCH
+]);
+
 /** The largest prepared insert, in rows (a power of two: chunks are powers of two). */
 const PREPARED_CHUNK_ROWS = 256;
 

@@ -4,7 +4,7 @@
  *
  *   audit-spool.jsonl                       the active file: batches are appended, then fsync'd
  *   audit-spool.<ms>-<seq>.replay.jsonl     sealed files waiting for replay, oldest name first
- *   audit-rejected.jsonl                    lines the database refused while reachable (or that
+ *   audit-rejected.jsonl                    lines the database refused for their content (or that
  *                                           do not parse); kept for an operator, never replayed
  *
  * Every line is one audit row as a JSON object. Replay seals the active file (a rename) before it

@@ -4,17 +4,18 @@
  * touched. Assertions read through the direct connection of the test database.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KyselyPlugin } from 'kysely';
-import type { Pool, PoolConnection } from 'mysql2';
+import type { Pool, PoolConnection, RowDataPacket } from 'mysql2';
+import { createConnection } from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
 import { startTcpProxy, type TcpProxy } from '../../../test/helpers/tcp-proxy.ts';
 import { createDatabase, type Db, mysqlPoolOf } from '../../storage/db.ts';
-import { ACTIVE_SPOOL_FILE, type AuditWriter, createAuditWriter } from './index.ts';
+import { ACTIVE_SPOOL_FILE, type AuditWriter, createAuditWriter, REJECTED_FILE } from './index.ts';
 import {
   BODY_MARKER,
   readJsonLines,
@@ -277,6 +278,44 @@ describe('audit writer under MariaDB faults', () => {
     expect(await storedIds('doublefault')).toEqual(sorted(kept));
     expect(logger.text()).not.toContain(BODY_MARKER);
   }, 30_000);
+
+  it('keeps every row while another session locks audit_log, and rejects none', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ batchSize: 5, writeTimeoutMs: 300, logger });
+    const locker = await createConnection(t.databaseUrl!);
+    try {
+      // `select 1` still answers; every insert waits on the lock until keygate's timeout.
+      await locker.query('LOCK TABLES audit_log WRITE');
+      const all = ids(20, 'locked');
+      for (const id of all) writer.write(sampleRow(id));
+      await writer.flush();
+      await sleep(1500);
+      // As an operator (or MySQL's own lock wait timeout) would: the waiting inserts fail at once.
+      const database = new URL(t.databaseUrl!).pathname.slice(1);
+      const [waiting] = await locker.query<RowDataPacket[]>(
+        "select id from information_schema.processlist where db = ? and info like 'insert%'",
+        [database],
+      );
+      for (const { id } of waiting) await locker.query(`KILL QUERY ${Number(id)}`);
+      await sleep(500);
+      // Read through the session holding the lock: any other one would wait for it.
+      const [stored] = await locker.query<RowDataPacket[]>(
+        'select count(*) as n from audit_log where request_id like ?',
+        [`m${run}locked-%`],
+      );
+      expect(Number(stored[0]?.n)).toBe(0);
+      await locker.query('UNLOCK TABLES');
+
+      await waitFor(async () => (await storedIds('locked')).length === 20, 15_000, 'every row in MySQL');
+      await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be replayed');
+      expect(await storedIds('locked')).toEqual(sorted(all));
+      expect(existsSync(path.join(spoolDir, REJECTED_FILE))).toBe(false);
+      expect(writer.stats()).toMatchObject({ rejected: 0, dropped: 0 });
+      expect(waiting.length).toBeGreaterThan(0);
+    } finally {
+      await locker.end();
+    }
+  }, 40_000);
 
   it('loses no row written to the spool while a replay is running', async () => {
     // A spool from an earlier run, and a database that takes 10 ms a statement: the replay takes a while.

@@ -1,5 +1,5 @@
 /** The write path, replay and idempotence on both dialects (no faults; see writer.mysql.test.ts). */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type KyselyPlugin, sql } from 'kysely';
@@ -231,13 +231,13 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
     await writer.close();
   });
 
-  it('sets aside a row the reachable database refuses, so it cannot block the spool', async () => {
+  it('sets aside a row the database refuses for its content, so it cannot block the spool', async () => {
     const rows = ids(9, tag('refused')).map((id) => sampleRow(id));
     rows[4] = sampleRow(`${tag('refused')}-refuse-me`);
     writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), rows.map(spoolLine).join(''));
     const logger = recordingLogger();
     const writer = createAuditWriter({
-      db: t.db.withPlugin(refuseStatementsContaining('refuse-me')),
+      db: t.db.withPlugin(refuseStatementsContaining('refuse-me', dataError(dialect))),
       spoolDir,
       batchSize: 4,
       logger,
@@ -257,6 +257,71 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
     await writer.close();
   });
 
+  it('sets aside a bad row written directly, and keeps writing the others without an outage', async () => {
+    const rows = ids(9, tag('direct')).map((id) => sampleRow(id));
+    rows[2] = sampleRow(`${tag('direct')}-refuse-me`);
+    const logger = recordingLogger();
+    const writer = createAuditWriter({
+      db: t.db.withPlugin(refuseStatementsContaining('refuse-me', dataError(dialect))),
+      spoolDir,
+      batchSize: 3,
+      replayIntervalMs: 20,
+      logger,
+    });
+    for (const row of rows) writer.write(row);
+    await writer.flush();
+    await waitFor(() => writer.stats().rejected === 1, 5000, 'the bad row to be set aside');
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5000, 'the spool to drain');
+    expect(await storedIds(tag('direct'))).toEqual(
+      rows
+        .filter((_, i) => i !== 2)
+        .map((r) => r.request_id)
+        .sort(),
+    );
+    expect(readJsonLines(path.join(spoolDir, REJECTED_FILE))).toEqual([rows[2]]);
+    // Only the bad row's batch took the detour; the database was never taken for down.
+    expect(writer.stats()).toMatchObject({ written: 6, spooled: 3, replayed: 2, rejected: 1 });
+    expect(logger.records.map((r) => r.msg)).not.toContain(
+      'audit database write failed; spooling rows until it is back',
+    );
+    await writer.close();
+  });
+
+  it('keeps rows in the spool, never in the rejected file, while inserts fail for any other reason', async () => {
+    const rows = ids(20, tag('busy')).map((id) => sampleRow(id));
+    writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), rows.map(spoolLine).join(''));
+    // Inserts fail as a locked table does (a lock wait timeout, a busy file), while `select 1` answers.
+    let failing = true;
+    let failed = 0;
+    const logger = recordingLogger();
+    const writer = createAuditWriter({
+      db: t.db.withPlugin(
+        failInsertsWhile(
+          () => failing,
+          () => {
+            failed += 1;
+            return busyError(dialect)();
+          },
+        ),
+      ),
+      spoolDir,
+      batchSize: 4,
+      replayIntervalMs: 20,
+      logger,
+    });
+    await waitFor(() => failed >= 10, 5000, 'ten failed inserts');
+    expect(writer.stats()).toMatchObject({ replayed: 0, rejected: 0 });
+    expect(logger.records.map((r) => r.msg)).toContain(
+      'audit database write failed; spooling rows until it is back',
+    );
+    failing = false;
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5000, 'the spool to drain');
+    expect(await storedIds(tag('busy'))).toEqual(rows.map((r) => r.request_id).sort());
+    expect(writer.stats()).toMatchObject({ replayed: 20, rejected: 0 });
+    expect(existsSync(path.join(spoolDir, REJECTED_FILE))).toBe(false);
+    await writer.close();
+  });
+
   it('never throws from write(), even for a row that is not one', async () => {
     const logger = recordingLogger();
     const writer = createAuditWriter({ db: t.db, spoolDir, logger });
@@ -266,15 +331,60 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
   });
 });
 
-/** A database that answers, but refuses any statement mentioning the marker. */
-function refuseStatementsContaining(marker: string): KyselyPlugin {
+/** A database that answers, but refuses any statement mentioning the marker with `error()`. */
+function refuseStatementsContaining(marker: string, error: () => Error): KyselyPlugin {
   return {
     transformQuery(args) {
-      if (JSON.stringify(args.node).includes(marker)) throw new Error('statement refused by the test');
+      if (JSON.stringify(args.node).includes(marker)) throw error();
       return args.node;
     },
     transformResult: async (args) => args.result,
   };
+}
+
+/** A database that answers `select 1`, but fails every insert with `error()` while `failing()`. */
+function failInsertsWhile(failing: () => boolean, error: () => Error): KyselyPlugin {
+  return {
+    transformQuery(args) {
+      if (args.node.kind === 'InsertQueryNode' && failing()) throw error();
+      return args.node;
+    },
+    transformResult: async (args) => args.result,
+  };
+}
+
+/** The error each driver gives for a value that cannot be stored: the row itself is bad. */
+function dataError(dialect: string): () => Error {
+  return dialect === 'mysql'
+    ? () =>
+        Object.assign(new Error("Data too long for column 'request_body' at row 1"), {
+          code: 'ER_DATA_TOO_LONG',
+          errno: 1406,
+          sqlState: '22001',
+        })
+    : () =>
+        Object.assign(new Error('string or blob too big'), {
+          code: 'ERR_SQLITE_ERROR',
+          errcode: 18,
+          errstr: 'string or blob too big',
+        });
+}
+
+/** The error each driver gives while another session holds the table: the database is busy. */
+function busyError(dialect: string): () => Error {
+  return dialect === 'mysql'
+    ? () =>
+        Object.assign(new Error('Lock wait timeout exceeded; try restarting transaction'), {
+          code: 'ER_LOCK_WAIT_TIMEOUT',
+          errno: 1205,
+          sqlState: 'HY000',
+        })
+    : () =>
+        Object.assign(new Error('database is locked'), {
+          code: 'ERR_SQLITE_ERROR',
+          errcode: 5,
+          errstr: 'database is locked',
+        });
 }
 
 describe('createAuditWriter options', () => {
