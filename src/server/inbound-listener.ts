@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAdmission } from '../inbound/admission.ts';
-import { createAuditWriter } from '../inbound/audit/index.ts';
+import { createAuditWriter, SpoolDirError } from '../inbound/audit/index.ts';
 import { startAuditRetention } from '../inbound/audit/retention.ts';
 import { createClientAddressResolver } from '../inbound/client-address.ts';
 import { createPartnerKeyCache } from '../inbound/key-cache.ts';
@@ -26,7 +26,7 @@ import { createRouteCache } from '../inbound/routes.ts';
 import { partnerKeyChangeTopic } from '../services/partner-keys.ts';
 import { ROUTES_CHANGE_TOPIC } from '../services/routes.ts';
 import { createRedisOutageGuard } from '../storage/redis-outage.ts';
-import type { Services } from './create-services.ts';
+import { type Services, StartupError } from './create-services.ts';
 import { handleHealth } from './http.ts';
 
 export interface InboundHandlerOptions {
@@ -36,6 +36,8 @@ export interface InboundHandlerOptions {
 
 export async function createInboundHandler(services: Services, opts: InboundHandlerOptions = {}) {
   const { config, logger } = services;
+  // First: a spool directory it cannot use stops start-up before anything else is opened.
+  const audit = openAuditWriter(services);
   // The hot path's own connection: with auto-pipelining, the nonce and limiter commands of all
   // requests in flight share writes and reads instead of costing a round of syscalls each.
   const redis = services.redis?.duplicate({ enableAutoPipelining: true });
@@ -81,11 +83,6 @@ export async function createInboundHandler(services: Services, opts: InboundHand
     limiter,
     redis: redisLimiter ? { limiter: redisLimiter, outage, nonceTtlSeconds: nonceTtl } : undefined,
   });
-  const audit = createAuditWriter({
-    db: services.db,
-    spoolDir: config.inbound.spoolDir,
-    logger,
-  });
   services.metrics.watchAudit(() => audit.stats());
   const retention =
     config.inbound.auditRetentionDays > 0
@@ -125,4 +122,15 @@ export async function createInboundHandler(services: Services, opts: InboundHand
     /** For tests and the benchmark. */
     audit,
   };
+}
+
+function openAuditWriter({ config, db, logger }: Services) {
+  try {
+    return createAuditWriter({ db, spoolDir: config.inbound.spoolDir, logger });
+  } catch (err) {
+    if (err instanceof SpoolDirError) {
+      throw new StartupError(`KEYGATE_AUDIT_SPOOL_DIR (${config.inbound.spoolDir}): ${err.message}`);
+    }
+    throw err;
+  }
 }

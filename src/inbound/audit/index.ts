@@ -30,7 +30,7 @@ import type { NewAuditLogRow } from '../../storage/schema.ts';
 import { estimateRowBytes, insertAuditRows, isBadRowError, parseSpoolLine, toAuditRow } from './insert.ts';
 import { openSpool } from './spool.ts';
 
-export { ACTIVE_SPOOL_FILE, REJECTED_FILE } from './spool.ts';
+export { ACTIVE_SPOOL_FILE, REJECTED_FILE, SpoolDirError } from './spool.ts';
 
 export interface AuditLogger {
   warn(o: object, m: string): void;

@@ -12,7 +12,9 @@
  * deleted with the file being replayed.
  */
 import {
+  accessSync,
   closeSync,
+  constants,
   createReadStream,
   fstatSync,
   fsyncSync,
@@ -29,6 +31,11 @@ import { createInterface } from 'node:readline';
 export const ACTIVE_SPOOL_FILE = 'audit-spool.jsonl';
 export const REJECTED_FILE = 'audit-rejected.jsonl';
 const SEALED_PATTERN = /^audit-spool\.\d+-\d+\.replay\.jsonl$/;
+
+/** The spool directory cannot be used (not a directory, not writable): start-up should stop. */
+export class SpoolDirError extends Error {
+  override name = 'SpoolDirError';
+}
 
 export interface Spool {
   readonly dir: string;
@@ -49,10 +56,16 @@ export interface Spool {
 /**
  * Opens a spool directory, creating it with mode 0700 if it is missing. A directory that already
  * exists keeps its mode (it may be shared, even /tmp): the files in it are 0600 either way.
- * Synchronous: called once at start-up.
+ * Synchronous: called once at start-up. Throws SpoolDirError when the directory is unusable, so a
+ * wrong setting stops start-up instead of failing the first append during an outage.
  */
 export function openSpool(dir: string): Spool & { hasRowsSync(): boolean } {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new SpoolDirError(`cannot use it as the audit spool directory: ${(err as Error).message}`);
+  }
   const activeFile = path.join(dir, ACTIVE_SPOOL_FILE);
   let sealCounter = 0;
 
