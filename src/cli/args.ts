@@ -18,6 +18,8 @@ export interface Command {
   usage: string;
   summary: string;
   options?: ParseArgsConfig['options'];
+  /** Help for this command's options where the shared wording (OPTION_HELP) does not fit. */
+  optionHelp?: Record<string, string>;
   run(args: ParsedArgs, io: CommandIo): Promise<number | undefined>;
 }
 
@@ -33,17 +35,39 @@ const COMMON_OPTIONS = {
 } as const;
 
 export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { help: boolean } {
+  let parsed: { values: ParsedArgs['values']; positionals: string[] };
   try {
-    const { values, positionals } = parseArgs({
+    parsed = parseArgs({
       args: argv,
       options: { ...COMMON_OPTIONS, ...cmd.options },
       allowPositionals: true,
       strict: true,
     });
-    return { values, positionals, json: values.json === true, help: values.help === true };
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/, ''));
   }
+  const { values, positionals } = parsed;
+  const help = values.help === true;
+  // A word too many is a mistake to report, not to drop: `tenant create multi word` would create
+  // "multi", and a value typed after `secret set ... NAME` would sit in shell history unused.
+  const names = positionalNames(cmd.usage);
+  if (!help && positionals.length > names.length) {
+    const extra = positionals.slice(names.length).map((p) => `"${p}"`);
+    const takes = names.length ? `it takes ${names.join(' ')}` : 'it takes no arguments';
+    const stdinHint = cmd.usage.includes('< value')
+      ? ' (the value is read from stdin, never the command line)'
+      : '';
+    throw new UsageError(
+      `unexpected argument${extra.length > 1 ? 's' : ''} ${extra.join(' ')}: ${takes}${stdinHint}`,
+    );
+  }
+  return { values, positionals, json: values.json === true, help };
+}
+
+/** The positional arguments a usage line names: upper-case words that are not an option's value. */
+export function positionalNames(usage: string): string[] {
+  const words = usage.replace(/[[\]]/g, ' ').split(/\s+/).filter(Boolean);
+  return words.filter((w, i) => /^[A-Z][A-Z_]*(\|[A-Z][A-Z_]*)*$/.test(w) && !words[i - 1]?.startsWith('-'));
 }
 
 export function requireString(args: ParsedArgs, name: string): string {
@@ -71,7 +95,7 @@ export function helpText(cmd: Command): string {
     for (const [name, opt] of opts) {
       const o = opt as { type: string; short?: string };
       const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ' <value>' : ''}`;
-      lines.push(`  ${flag.padEnd(30)} ${OPTION_HELP[name] ?? ''}`);
+      lines.push(`  ${flag.padEnd(30)} ${cmd.optionHelp?.[name] ?? OPTION_HELP[name] ?? ''}`);
     }
   }
   return `${lines.join('\n')}\n`;
@@ -85,6 +109,8 @@ const OPTION_HELP: Record<string, string> = {
   role: 'gateway_admin | tenant_admin | tenant_developer',
   'expires-in': 'lifetime, e.g. 3600s, 90m, 12h, 30d (default: no expiry)',
   file: 'path of the JSON file',
+  'expected-revision': 'the revision you last saw; refused with KG_VERSION_CONFLICT if it changed since',
+  kind: 'request | response (default: request)',
   draft: 'create the version without activating it',
   to: 'version to re-activate (default: the one before the active)',
   'not-sensitive': 'do not mask this value in responses (like AppKey)',

@@ -58,10 +58,10 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
     return 2;
   }
   const { cmd, rest } = found;
-  let json = false;
+  // Known before parsing, so that a usage error is reported as JSON too.
+  const json = rest.includes('--json');
   try {
     const args = parseCommandArgs(cmd, rest);
-    json = args.json;
     if (args.help) {
       io.stdout.write(helpText(cmd));
       return 0;
@@ -72,12 +72,19 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
   }
 }
 
+/**
+ * One line on stderr naming the problem; with --json, one JSON object `{"error":{code,message}}`
+ * whatever failed: a KG_* code of the API's list, or KG_USAGE (exit 2), KG_CONFIG, KG_STARTUP,
+ * KG_INTERNAL.
+ */
 function reportError(err: unknown, cmd: Command, io: CommandIo, json: boolean): number {
   let message: string;
   let code = 1;
+  let errorCode = 'KG_INTERNAL';
   if (err instanceof UsageError) {
     message = `${err.message}\nUsage: keygate ${cmd.usage}`;
     code = 2;
+    errorCode = 'KG_USAGE';
   } else if (err instanceof KeygateError) {
     message = `${err.message} (${err.code})`;
     const details = err.extra.errors as Array<{ path: string; message: string }> | undefined;
@@ -87,11 +94,16 @@ function reportError(err: unknown, cmd: Command, io: CommandIo, json: boolean): 
     if (logs?.length) message += `\nlog:\n${logs.map((l) => `  ${l}`).join('\n')}`;
   } else if (err instanceof ConfigError || err instanceof StartupError) {
     message = err.message;
+    errorCode = err instanceof ConfigError ? 'KG_CONFIG' : 'KG_STARTUP';
   } else {
     message = `unexpected error: ${(err as Error)?.message ?? String(err)}`;
   }
   if (json && err instanceof KeygateError) {
     io.stderr.write(`${JSON.stringify({ error: { code: err.code, message: err.message, ...err.extra } })}\n`);
+  } else if (json) {
+    // Without the human form's usage line.
+    const detail = err instanceof Error && errorCode !== 'KG_INTERNAL' ? err.message : message;
+    io.stderr.write(`${JSON.stringify({ error: { code: errorCode, message: detail } })}\n`);
   } else {
     io.stderr.write(`keygate ${cmd.name}: ${message}\n`);
   }

@@ -133,6 +133,10 @@ export async function findServiceToken(
   return row ? { id: row.id, tenantId: row.tenant_id } : undefined;
 }
 
+/** Bounds of an admin token's lifetime, in seconds (unset = no expiry). */
+export const MIN_TOKEN_LIFETIME_S = 60;
+export const MAX_TOKEN_LIFETIME_S = 10 * 365 * 86_400;
+
 export async function createAdminToken(
   ctx: ServiceContext,
   actor: Actor,
@@ -154,9 +158,21 @@ export async function createAdminToken(
     tenantId = await resolveTenantId(ctx.db, input.tenant);
     authorize(actor, 'member.manage', tenantId);
   }
+  const lifetime = input.expiresInSeconds;
+  // The admin API's schema holds the same bounds; the CLI reaches here with whatever was typed.
+  if (
+    lifetime !== undefined &&
+    lifetime !== null &&
+    !(Number.isSafeInteger(lifetime) && lifetime >= MIN_TOKEN_LIFETIME_S && lifetime <= MAX_TOKEN_LIFETIME_S)
+  ) {
+    throw new KeygateError(
+      'KG_VALIDATION_FAILED',
+      `a token's lifetime must be 60 s to 10 years (leave it out for no expiry), got ${lifetime} s`,
+    );
+  }
   const token = newToken('kga');
   const id = newId('atk');
-  const expiresAt = input.expiresInSeconds ? toDbTime(Date.now() + input.expiresInSeconds * 1000) : null;
+  const expiresAt = lifetime ? toDbTime(Date.now() + lifetime * 1000) : null;
   await ctx.db.transaction().execute(async (trx) => {
     await trx
       .insertInto('admin_tokens')

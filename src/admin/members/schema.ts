@@ -1,5 +1,10 @@
 import { z } from '@hono/zod-openapi';
-import type { AdminTokenView, CreatedCredential } from '../../services/tokens.ts';
+import {
+  type AdminTokenView,
+  type CreatedCredential,
+  MAX_TOKEN_LIFETIME_S,
+  MIN_TOKEN_LIFETIME_S,
+} from '../../services/tokens.ts';
 import type { AdminRole } from '../../storage/schema.ts';
 import { isoTime } from '../schemas.ts';
 
@@ -37,8 +42,8 @@ export const CreatedAdminTokenSchema = z
 export const expiresInSeconds = z
   .number()
   .int()
-  .min(60)
-  .max(10 * 365 * 86400)
+  .min(MIN_TOKEN_LIFETIME_S)
+  .max(MAX_TOKEN_LIFETIME_S)
   .optional()
   .openapi({
     description: 'Lifetime in seconds (60 s to 10 years); omitted = no expiry',

@@ -82,10 +82,19 @@ export const adminCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const { items: tokens } = await withServices(io, (s) => listServiceTokens(s.ctx, CLI_ACTOR, tenant));
+      // The same fields as `token list` (and the admin API), not the table's columns.
+      const items = tokens.map((t) => ({
+        id: t.id,
+        name: t.name,
+        tenantId: t.tenant_id,
+        createdAt: t.created_at,
+        revokedAt: t.revoked_at,
+        status: t.revoked_at ? 'revoked' : 'active',
+      }));
       output(
         io,
         args,
-        { items: tokens },
+        { items },
         tokens.length
           ? tokens.map((t) => `${t.id}  ${t.revoked_at ? 'revoked' : 'active '}  ${t.name}`)
           : ['(no service tokens)'],
@@ -159,6 +168,7 @@ export const adminCommands: Command[] = [
     usage: 'script validate --tenant T -f script.js [--kind request|response] [--json]',
     summary:
       'Compiles a signing script in the sandbox; a syntax error is reported with line and column (exit 1).',
+    optionHelp: { file: 'path of the script (.js)' },
     options: { tenant: { type: 'string' }, file: { type: 'string', short: 'f' }, kind: { type: 'string' } },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');

@@ -151,6 +151,7 @@ export const inboundCommands: Command[] = [
     name: 'partner-key retire-secret',
     usage: 'partner-key retire-secret --tenant T KEY_ID [--version N] [--json]',
     summary: 'Retires one of two live secrets (by default the older one); it no longer verifies.',
+    optionHelp: { version: 'the secret version to retire (default: the older of the two)' },
     options: { tenant: { type: 'string' }, version: { type: 'string' } },
     async run(args, io) {
       const tenant = requireString(args, 'tenant');

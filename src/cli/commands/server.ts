@@ -18,7 +18,10 @@ import { readProviderFile } from './providers.ts';
 const SEED_PROVIDER_FILE = path.resolve(import.meta.dirname, '../../../scripts-examples/seed/provider.json');
 
 export function parseRoles(text: string | undefined): ListenerRole[] {
-  if (!text) return [...ROLES];
+  // Only a missing flag means every listener: an empty one (an unset variable in `--roles "$ROLES"`)
+  // must not quietly add the proxy and the admin API to an inbound node.
+  if (text === undefined) return [...ROLES];
+  if (text.trim() === '') throw new UsageError(`--roles is empty; roles are ${ROLES.join(', ')}`);
   const roles = text.split(',').map((r) => r.trim());
   for (const r of roles) {
     if (!ROLES.includes(r as ListenerRole))
