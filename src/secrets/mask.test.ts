@@ -13,6 +13,13 @@ describe('createMasker', () => {
     expect(mask(`?k=${encodeURIComponent(secret)}`)).toBe(`?k=${MASK}`);
   });
 
+  it('masks a value in JSON nested as a string inside JSON (escaped twice)', () => {
+    const quoted = 'p@ss w"rd/+=xyz\\';
+    const m = createMasker([quoted]);
+    const nested = JSON.stringify({ bizContent: JSON.stringify({ s: quoted }) });
+    expect(m(nested)).toBe(JSON.stringify({ bizContent: JSON.stringify({ s: MASK }) }));
+  });
+
   it('masks non-ASCII values in text and in bytes decoded as latin1', () => {
     const m = createMasker(['pässwörd-€']);
     expect(m('a pässwörd-€ b')).toBe(`a ${MASK} b`);

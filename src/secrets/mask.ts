@@ -1,6 +1,6 @@
 /**
  * The one place that masks secrets. A masker replaces every occurrence of a secret value with
- * `****`: verbatim, JSON-escaped, URL-encoded, hex (lower and upper case), and base64 / base64url
+ * `****`: verbatim, JSON-escaped (once, or twice for JSON nested in a JSON string), URL-encoded, hex (lower and upper case), and base64 / base64url
  * (padded, unpadded, and the part of the encoding that a value determines when it sits inside a
  * larger encoded blob, as in `Basic base64(AppKey:AppSecret)`).
  * It runs on every proxied response, so all forms are compiled into one regular expression once.
@@ -52,8 +52,10 @@ export function maskJson(value: unknown, mask: Masker): unknown {
 function encodedForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
   const jsonEscaped = JSON.stringify(value).slice(1, -1);
-  const forms = [value, jsonEscaped, encodeURIComponent(value)];
-  forms.push(forms[2]!.replaceAll('%20', '+'));
+  // Escaped twice: a JSON document carried as a string inside another (Alipay's biz_content).
+  const jsonEscapedTwice = JSON.stringify(jsonEscaped).slice(1, -1);
+  const forms = [value, jsonEscaped, jsonEscapedTwice, encodeURIComponent(value)];
+  forms.push(forms[3]!.replaceAll('%20', '+'));
   // Bodies handled as bytes are often decoded as latin1 (one char per byte): match UTF-8 there too.
   forms.push(bytes.toString('latin1'), Buffer.from(jsonEscaped, 'utf8').toString('latin1'));
   const hex = bytes.toString('hex');
