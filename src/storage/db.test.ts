@@ -1,7 +1,10 @@
+import { sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
+import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
-import { fromDbTime, toDbTime } from './db.ts';
+import { createTestDatabase, DIALECTS, MYSQL_ADMIN_URL, type TestDatabase } from '../../test/helpers/db.ts';
+import { sampleRow } from '../inbound/audit/test-fixtures.ts';
+import { createDatabase, fromDbTime, toDbTime } from './db.ts';
 import { fileMigrations, migrateToLatest } from './migrate.ts';
 
 describe.each(DIALECTS)('storage on %s', (dialect) => {
@@ -60,6 +63,47 @@ describe.each(DIALECTS)('storage on %s', (dialect) => {
     ).rejects.toThrow('boom');
     const row = await t.db.selectFrom('tenants').select('id').where('id', '=', 'ten_3').executeTakeFirst();
     expect(row).toBeUndefined();
+  });
+});
+
+describe('a MySQL database whose default character set is latin1', () => {
+  const name = `kg_t_latin1_${process.pid}`;
+  const url = new URL(MYSQL_ADMIN_URL);
+  url.pathname = `/${name}`;
+  const admin = () => createConnection(MYSQL_ADMIN_URL);
+
+  afterAll(async () => {
+    const c = await admin();
+    await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    await c.end();
+  });
+
+  it('gets utf8mb4 tables from the migrations, so audit text keeps every character', async () => {
+    const c = await admin();
+    await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET latin1`);
+    await c.end();
+    const { db } = createDatabase({ databaseUrl: url.toString(), dataDir: '/nonexistent' });
+    try {
+      await migrateToLatest(db);
+      const { rows } = await sql<{ name: string; collation: string }>`
+        select table_name as name, table_collation as collation from information_schema.tables
+        where table_schema = database()`.execute(db);
+      expect(rows.length).toBeGreaterThan(5);
+      for (const row of rows) expect(row.collation, row.name).toMatch(/^utf8mb4/);
+
+      const text = '{"name":"中文","e":"😀","ü":"é"}';
+      await db
+        .insertInto('audit_log')
+        .values(sampleRow('req_utf8', { request_body: text, path: '/ü/😀' }))
+        .execute();
+      const stored = await db
+        .selectFrom('audit_log')
+        .select(['request_body', 'path'])
+        .executeTakeFirstOrThrow();
+      expect(stored).toEqual({ request_body: text, path: '/ü/😀' });
+    } finally {
+      await db.destroy();
+    }
   });
 });
 
