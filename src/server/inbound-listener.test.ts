@@ -27,4 +27,21 @@ describe('inbound listener start-up', () => {
       `KEYGATE_AUDIT_SPOOL_DIR (${spoolDir}): cannot use it as the audit spool directory: ENOTDIR`,
     );
   });
+
+  it('refuses to start a second inbound process on a spool directory the first one holds', async () => {
+    const spoolDir = path.join(scratch(), 'spool');
+    const first = await startTestGateway({ roles: ['inbound'], env: { KEYGATE_AUDIT_SPOOL_DIR: spoolDir } });
+    try {
+      const second = startTestGateway({ roles: ['inbound'], env: { KEYGATE_AUDIT_SPOOL_DIR: spoolDir } });
+      await expect(second).rejects.toThrow(StartupError);
+      await expect(second).rejects.toThrow(
+        `KEYGATE_AUDIT_SPOOL_DIR (${spoolDir}): in use by keygate on host ${os.hostname()}, pid ${process.pid}`,
+      );
+    } finally {
+      await first.close();
+    }
+    // A graceful stop gives the directory up at once.
+    const next = await startTestGateway({ roles: ['inbound'], env: { KEYGATE_AUDIT_SPOOL_DIR: spoolDir } });
+    await next.close();
+  });
 });

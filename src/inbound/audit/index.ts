@@ -64,7 +64,7 @@ export interface AuditWriter {
 
 export interface AuditWriterOptions {
   db: Db;
-  /** Directory for the spool (created 0700). One writer per directory. */
+  /** Directory for the spool (created 0700). One writer per directory: a second one is refused (SpoolDirError). */
   spoolDir: string;
   /** Rows per insert statement, 1..1000. */
   batchSize?: number;
@@ -76,6 +76,8 @@ export interface AuditWriterOptions {
   replayIntervalMs?: number;
   /** An insert that takes longer counts as failed (its rows are spooled; a late commit is harmless). */
   writeTimeoutMs?: number;
+  /** How often the spool directory's lease is renewed (see spool.ts). */
+  leaseRefreshMs?: number;
   logger?: AuditLogger;
 }
 
@@ -92,6 +94,7 @@ export function createAuditWriter({
   maxQueue = 10_000,
   replayIntervalMs = 1_000,
   writeTimeoutMs = 3_000,
+  leaseRefreshMs = 5_000,
   logger = stderrLogger,
 }: AuditWriterOptions): AuditWriter {
   requireInteger('batchSize', batchSize, 1, 1000);
@@ -99,8 +102,16 @@ export function createAuditWriter({
   requireInteger('maxQueue', maxQueue, batchSize);
   requireInteger('replayIntervalMs', replayIntervalMs, 1);
   requireInteger('writeTimeoutMs', writeTimeoutMs, 1);
+  requireInteger('leaseRefreshMs', leaseRefreshMs, 1);
 
-  const spool = openSpool(spoolDir);
+  const spool = openSpool(spoolDir, {
+    leaseRefreshMs,
+    onLeaseLost: (holder) =>
+      logger.error(
+        { spoolDir, holder },
+        'audit spool directory taken over by another process; rows may be lost',
+      ),
+  });
   const counts = { written: 0, spooled: 0, replayed: 0, rejected: 0, dropped: 0 };
   let queue: NewAuditLogRow[] = [];
   let rowsInFlight = 0;
@@ -444,6 +455,8 @@ export function createAuditWriter({
         queue = [];
         spoolNow(rows);
       }
+      // The next process may take the directory now; a write that still comes goes to the active file.
+      spool.release();
     })();
     return closed;
   }
