@@ -2,6 +2,7 @@
  * The proxy's JSON logs (an access line per request with its request id, script log() lines, never
  * a secret) and its request metrics, whose provider label a caller cannot make up.
  */
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -108,6 +109,31 @@ describe('outbound logs', () => {
     expect(outboundProviders).toEqual(new Set(['logged', '-']));
     expect(metrics).toMatch(
       /keygate_http_requests_total\{listener="outbound",provider="-",status="401"\} [4-9]/,
+    );
+  });
+
+  it('counts and logs a request the HTTP parser refuses, like any other answer', async () => {
+    const port = Number(new URL(gw.outboundUrl).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += String(chunk);
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    const requestId = /x-request-id: (\S+)/.exec(answer)?.[1];
+    expect(lines.find((l) => l.requestId === requestId)).toMatchObject({
+      msg: 'request refused by the HTTP parser',
+      listener: 'outbound',
+      status: 400,
+      code: 'KG_BAD_REQUEST',
+    });
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(
+      /keygate_http_requests_total\{listener="outbound",provider="-",status="400"\} [1-9]/,
     );
   });
 });

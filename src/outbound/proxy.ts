@@ -420,7 +420,10 @@ async function timedScript<T extends { durationUs: number }>(
     metrics.scriptDuration.observe({ provider: provider.name, kind }, result.durationUs / 1e6);
     return result;
   } catch (err) {
-    if (err instanceof KeygateError) metrics.scriptErrors.inc({ provider: provider.name, code: err.code });
+    metrics.scriptErrors.inc({
+      provider: provider.name,
+      code: err instanceof KeygateError ? err.code : 'KG_INTERNAL',
+    });
     throw err;
   }
 }

@@ -15,7 +15,13 @@ import type { Duplex } from 'node:stream';
 import { getRequestListener } from '@hono/node-server';
 import { createAdminApp } from '../admin/app.ts';
 import type { ListenerRole } from '../config.ts';
-import { ERROR_HEADER, KeygateError, PROBLEM_CONTENT_TYPE, toProblem } from '../errors.ts';
+import {
+  ERROR_HEADER,
+  KeygateError,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemDetails,
+  toProblem,
+} from '../errors.ts';
 import { newId } from '../ids.ts';
 import { summarizeError } from '../logger.ts';
 import { type Services, StartupError } from './create-services.ts';
@@ -168,13 +174,29 @@ function createListener(services: Services, role: ListenerRole | 'status', handl
       socket.destroy();
       return;
     }
-    socket.end(clientErrorAnswer(err), () => socket.destroy());
+    const answer = clientErrorAnswer(err);
+    socket.end(answer.raw, () => socket.destroy());
+    // Counted and logged like any answer, so malformed traffic shows on dashboards; the status
+    // label and the fixed message keep that bounded whatever the bytes were.
+    services.metrics.recordRequest(role, '-', answer.problem.status, 0);
+    if (services.config.accessLog && services.logger.isLevelEnabled('info')) {
+      services.logger.info(
+        {
+          requestId: answer.problem.requestId,
+          listener: role,
+          status: answer.problem.status,
+          code: answer.problem.code,
+          parserError: err.code,
+        },
+        'request refused by the HTTP parser',
+      );
+    }
   });
   return server;
 }
 
 /** The raw HTTP answer for a request the parser refused: 431, 408, or 400. */
-export function clientErrorAnswer(err: NodeJS.ErrnoException): string {
+export function clientErrorAnswer(err: NodeJS.ErrnoException): { raw: string; problem: ProblemDetails } {
   const problem = toProblem(
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new KeygateError('KG_HEADERS_TOO_LARGE')
@@ -184,7 +206,7 @@ export function clientErrorAnswer(err: NodeJS.ErrnoException): string {
     newId('req'),
   );
   const body = JSON.stringify(problem);
-  return [
+  const raw = [
     `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}`,
     `content-type: ${PROBLEM_CONTENT_TYPE}`,
     `content-length: ${Buffer.byteLength(body)}`,
@@ -194,6 +216,7 @@ export function clientErrorAnswer(err: NodeJS.ErrnoException): string {
     '',
     body,
   ].join('\r\n');
+  return { raw, problem };
 }
 
 async function buildHandler(

@@ -13,6 +13,8 @@ export async function renderMetrics(
   services: Pick<Services, 'metrics' | 'providers'>,
 ): Promise<{ body: string; contentType: string }> {
   const { metrics, providers } = services;
+  // Only what is loaded now: a provider deleted or evicted since the last scrape drops out.
+  metrics.configVersion.reset();
   for (const p of providers.loaded()) {
     metrics.configVersion.set({ tenant: p.tenantId, provider: p.name }, p.version);
   }
