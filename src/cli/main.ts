@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../config.ts';
 import { KeygateError } from '../errors.ts';
-import { StartupError } from '../server/create-services.ts';
+import { StartupError } from '../server/startup-error.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs, UsageError } from './args.ts';
 import { adminCommands } from './commands/admin.ts';
 import { inboundCommands } from './commands/inbound.ts';

@@ -23,10 +23,7 @@ import { createLocalConfigEvents, createRedisConfigEvents } from '../storage/con
 import { createDatabase, type Db, type DbDialect } from '../storage/db.ts';
 import { migrateToLatest } from '../storage/migrate.ts';
 import { createReadiness, type Readiness } from './readiness.ts';
-
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
+import { StartupError } from './startup-error.ts';
 
 export interface Services {
   config: Readonly<Config>;

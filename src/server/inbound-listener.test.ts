@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway } from '../../test/helpers/gateway.ts';
-import { StartupError } from './create-services.ts';
+import { StartupError } from './startup-error.ts';
 
 describe('inbound listener start-up', () => {
   const made: string[] = [];

@@ -26,8 +26,9 @@ import { createRouteCache } from '../inbound/routes.ts';
 import { partnerKeyChangeTopic } from '../services/partner-keys.ts';
 import { ROUTES_CHANGE_TOPIC } from '../services/routes.ts';
 import { createRedisOutageGuard } from '../storage/redis-outage.ts';
-import { type Services, StartupError } from './create-services.ts';
+import type { Services } from './create-services.ts';
 import { handleHealth } from './http.ts';
+import { StartupError } from './startup-error.ts';
 
 export interface InboundHandlerOptions {
   /** How long a cached partner key / route table counts as fresh; default 5 s. */

@@ -24,10 +24,11 @@ import {
 } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { summarizeError } from '../logger.ts';
-import { type Services, StartupError } from './create-services.ts';
+import type { Services } from './create-services.ts';
 import { handleHealth, requestIdOf, sendProblem } from './http.ts';
 import { createInboundHandler } from './inbound-listener.ts';
 import { createOutboundHandler } from './outbound-listener.ts';
+import { StartupError } from './startup-error.ts';
 import { createStatusHandler } from './status-listener.ts';
 
 export interface RunningServer {

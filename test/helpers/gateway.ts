@@ -42,6 +42,9 @@ export interface GatewayOptions {
 export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestGateway> {
   const database = opts.database ?? (await createTestDatabase(opts.dialect ?? 'sqlite'));
   const dataDir = opts.database ? opts.database.dataDir : mkdtempSync(path.join(os.tmpdir(), 'keygate-gw-'));
+  // Each node its own audit spool, as in production (a spool directory takes one process): nodes
+  // of one cluster share the database and so, on SQLite, the data directory.
+  const spoolDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-gw-spool-'));
   const env: Record<string, string> = {
     KEYGATE_DATA_DIR: database.dialect === 'sqlite' ? database.dataDir : dataDir,
     KEYGATE_HOST: '127.0.0.1',
@@ -50,6 +53,7 @@ export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestG
     KEYGATE_INBOUND_PORT: '0',
     KEYGATE_LOG_LEVEL: 'silent',
     KEYGATE_SHUTDOWN_GRACE_MS: '2000',
+    KEYGATE_AUDIT_SPOOL_DIR: spoolDir,
     ...(database.databaseUrl ? { DATABASE_URL: database.databaseUrl } : {}),
     ...(opts.redis ? { REDIS_URL: REDIS_TEST_URL } : {}),
     ...opts.env,
@@ -64,6 +68,7 @@ export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestG
   } catch (err) {
     // Nothing is returned to close: release what was made here (startServer leaves the services open).
     await services?.close().catch(() => {});
+    rmSync(spoolDir, { recursive: true, force: true });
     if (!opts.database) {
       await database.drop().catch(() => {});
       rmSync(dataDir, { recursive: true, force: true });
@@ -81,6 +86,7 @@ export async function startTestGateway(opts: GatewayOptions = {}): Promise<TestG
     env,
     async close() {
       await server.close();
+      rmSync(spoolDir, { recursive: true, force: true });
       if (!opts.database) {
         await database.drop();
         rmSync(dataDir, { recursive: true, force: true });
