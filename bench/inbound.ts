@@ -91,7 +91,6 @@ async function setUpInbound(): Promise<InboundSetup> {
       DATABASE_URL: database.databaseUrl!,
       REDIS_URL: process.env.REDIS_URL ?? REDIS_TEST_URL,
       KEYGATE_DATA_DIR: dataDir,
-      KEYGATE_AUDIT_SPOOL_DIR: path.join(dataDir, 'spool'),
       KEYGATE_MIGRATE_ON_START: 'false',
     };
     const services = await createServices(loadConfig(env), { logger: createLogger('silent') });
@@ -112,8 +111,16 @@ async function setUpInbound(): Promise<InboundSetup> {
 
     const startKeygate = async (extraEnv: Record<string, string>, main?: string) => {
       // Access log off, as gateway benchmarks run (its cost: README, "Measured and not adopted").
+      // Each process its own audit spool: a spool directory takes one process (A and B run at once).
+      const spoolDir = mkdtempSync(path.join(dataDir, 'spool-'));
       const keygate = await startInboundChild(
-        { ...env, KEYGATE_LOG_LEVEL: 'info', KEYGATE_ACCESS_LOG: 'false', ...extraEnv },
+        {
+          ...env,
+          KEYGATE_AUDIT_SPOOL_DIR: spoolDir,
+          KEYGATE_LOG_LEVEL: 'info',
+          KEYGATE_ACCESS_LOG: 'false',
+          ...extraEnv,
+        },
         main,
       );
       stops.push(() => keygate.stop());
