@@ -95,4 +95,10 @@ describe('CLI arguments', () => {
     const activate = await cli('provider', 'activate', '--help');
     expect(activate.stdout).toMatch(/--expected-revision <value>\s+the revision you last saw/);
   });
+
+  it('prints its version', async () => {
+    const res = await cli('--version');
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^keygate \d+\.\d+\.\d+\n$/);
+  });
 });

@@ -2,6 +2,8 @@
  * `keygate`: the command line. Every command has --help; errors go to stderr with a non-zero
  * exit; --json prints one machine-readable object.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ConfigError } from '../config.ts';
 import { KeygateError } from '../errors.ts';
 import { StartupError } from '../server/startup-error.ts';
@@ -30,7 +32,7 @@ function overview(): string {
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split('\n')[0]}`),
     '',
-    'Run `keygate <command> --help` for its options. Configuration comes from the environment (see README).',
+    'Run `keygate <command> --help` for its options, `keygate --version` for the version. Configuration comes from the environment (see README).',
     '',
   ].join('\n');
 }
@@ -45,7 +47,17 @@ function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefin
   return undefined;
 }
 
+/** The package's version, from package.json beside src/. */
+function version(): string {
+  const file = path.resolve(import.meta.dirname, '../../package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 export async function runCli(argv: string[], io: CommandIo): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    io.stdout.write(`keygate ${version()}\n`);
+    return 0;
+  }
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     io.stdout.write(overview());
     return argv.length === 0 ? 1 : 0;
