@@ -77,9 +77,12 @@ describe('loadConfig', () => {
     expect(defaults.adminHost).toBe('127.0.0.1');
     expect(defaults.status).toBeUndefined();
     expect(defaults.shutdownDelayMs).toBe(0);
-    // An explicit KEYGATE_HOST is every listener's, unless the admin one has its own.
-    expect(loadConfig({ KEYGATE_HOST: '10.0.0.5' }).adminHost).toBe('10.0.0.5');
+    // KEYGATE_HOST moves the proxy and inbound listeners only.
+    expect(loadConfig({ KEYGATE_HOST: '0.0.0.0' }).adminHost).toBe('127.0.0.1');
     expect(loadConfig({ KEYGATE_HOST: '10.0.0.5', KEYGATE_ADMIN_HOST: '0.0.0.0' }).adminHost).toBe('0.0.0.0');
+    expect(loadConfig({ KEYGATE_HOST: '0.0.0.0', KEYGATE_STATUS_PORT: '9100' }).status?.host).toBe(
+      '127.0.0.1',
+    );
     expect(loadConfig({ KEYGATE_STATUS_PORT: '9100' }).status).toEqual({ host: '127.0.0.1', port: 9100 });
     expect(
       loadConfig({

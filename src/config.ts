@@ -111,7 +111,7 @@ export interface Config {
   accessLog: boolean;
   /** Listen address of the outbound and inbound listeners. */
   host: string;
-  /** Listen address of the admin listener: loopback unless set (or KEYGATE_HOST is). */
+  /** Listen address of the admin listener: loopback unless KEYGATE_ADMIN_HOST says otherwise. */
   adminHost: string;
   ports: Record<ListenerRole, number>;
   /** The optional status listener (/metrics, /healthz, /readyz of this process). */
@@ -211,13 +211,15 @@ function toConfig(raw: RawEnv): Config {
     accessLog: raw.KEYGATE_ACCESS_LOG,
     host: raw.KEYGATE_HOST ?? '0.0.0.0',
     // The admin API and metrics stay on loopback unless an address is given, as Kong's admin_listen.
-    adminHost: raw.KEYGATE_ADMIN_HOST ?? raw.KEYGATE_HOST ?? '127.0.0.1',
+    // Only their own variables move them: a KEYGATE_HOST=0.0.0.0 set for the proxy in a container
+    // must not put the admin API and the unauthenticated metrics on every interface too.
+    adminHost: raw.KEYGATE_ADMIN_HOST ?? '127.0.0.1',
     status:
       raw.KEYGATE_STATUS_PORT === undefined
         ? undefined
         : {
             port: raw.KEYGATE_STATUS_PORT,
-            host: raw.KEYGATE_STATUS_HOST ?? raw.KEYGATE_ADMIN_HOST ?? raw.KEYGATE_HOST ?? '127.0.0.1',
+            host: raw.KEYGATE_STATUS_HOST ?? '127.0.0.1',
           },
     ports: {
       outbound: raw.KEYGATE_OUTBOUND_PORT,

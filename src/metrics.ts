@@ -1,4 +1,7 @@
-/** Prometheus metrics (prom-client), one registry per process, served on the admin listener. */
+/**
+ * Prometheus metrics (prom-client), one registry per process, served on the admin listener and on
+ * the status listener (KEYGATE_STATUS_PORT).
+ */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditWriterStats } from './inbound/audit/index.ts';
 
@@ -19,6 +22,12 @@ export function createMetrics() {
     help: 'Time from request to answer, per listener, provider (or route) and status',
     labelNames: ['listener', 'provider', 'status'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const configVersion = new Gauge({
+    name: 'keygate_provider_config_version',
+    help: 'Active provider config version loaded on this node',
+    labelNames: ['tenant', 'provider'] as const,
     registers: [registry],
   });
   return {
@@ -81,11 +90,15 @@ export function createMetrics() {
         },
       });
     },
-    configVersion: new Gauge({
-      name: 'keygate_provider_config_version',
-      help: 'Active provider config version loaded on this node',
-      labelNames: ['tenant', 'provider'] as const,
-      registers: [registry],
-    }),
+    /** The Prometheus text, with the provider versions loaded now (a provider no longer loaded drops out). */
+    async render(
+      loaded: ReadonlyArray<{ tenantId: string; name: string; version: number }>,
+    ): Promise<string> {
+      configVersion.reset();
+      for (const p of loaded) configVersion.set({ tenant: p.tenantId, provider: p.name }, p.version);
+      return registry.metrics();
+    },
+    contentType: registry.contentType,
+    configVersion,
   };
 }

@@ -6,13 +6,14 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_ACTOR } from '../src/cli/context.ts';
 import { createAdminToken } from '../src/services/tokens.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import {
   createTestKey,
   createTestRoute,
   createTestTenant,
   type PartnerKeyCredentials,
   send,
+  signExactly,
 } from './helpers/inbound.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -47,7 +48,8 @@ describe('access logs', () => {
   const lineFor = (requestId: unknown) => lines.find((l) => l.requestId === requestId);
 
   it('logs every inbound call, admitted or refused, with its outcome and code', async () => {
-    const ok = await send(gw.inboundUrl, '/svc/orders?x=1', { key });
+    const signed = signExactly(key, 'GET', '/svc/orders?x=1', '');
+    const ok = await send(gw.inboundUrl, '/svc/orders?x=1', { headers: signed });
     expect(ok.status).toBe(200);
     const forged = await send(gw.inboundUrl, '/svc/orders', { key, sign: { secret: 'wrong' } });
     expect(forged.status).toBe(401);
@@ -67,7 +69,11 @@ describe('access logs', () => {
       status: 401,
       code: 'KG_SIGNATURE_MISMATCH',
     });
-    for (const line of raw) expect(line).not.toContain(key.secret);
+    // What went over the wire: the signature, and the query (lines carry the path only).
+    for (const line of raw) {
+      expect(line).not.toContain(signed['X-Signature']);
+      expect(line).not.toContain('x=1');
+    }
   });
 
   it('logs every admin request with its route template, the token id and any error code', async () => {
@@ -127,7 +133,29 @@ describe('access logs switched off (KEYGATE_ACCESS_LOG=false)', () => {
     expect(refused.status).toBe(502);
     expect((await fetch(`${gw.adminUrl}/admin/v1/tenants`)).status).toBe(401);
 
-    expect(lines.filter((l) => l.msg === 'inbound call' || l.msg === 'admin request')).toEqual([]);
+    const { serviceToken } = await setUpProvider(
+      gw,
+      { name: 'down', mode: 'simple', prefixUrl: upstream.url },
+      { AppKey: 'ak-down', AppSecret: 'as-down-secret' },
+    );
+    const proxied = await fetch(`${gw.outboundUrl}/v1/proxy/down/x`, {
+      headers: { authorization: `Bearer ${serviceToken}` },
+    });
+    expect(proxied.status).toBe(502);
+    expect(lines.find((l) => l.requestId === proxied.headers.get('x-request-id'))).toMatchObject({
+      level: 40,
+      msg: 'outbound request',
+      provider: 'down',
+      status: 502,
+    });
+
+    expect(
+      lines.filter(
+        (l) =>
+          (l.msg === 'inbound call' || l.msg === 'admin request' || l.msg === 'outbound request') &&
+          l.level === 30,
+      ),
+    ).toEqual([]);
     expect(lines.find((l) => l.requestId === refused.headers['x-request-id'])).toMatchObject({
       level: 40,
       msg: 'inbound call failed',

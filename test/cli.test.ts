@@ -251,6 +251,48 @@ describe('keygate CLI', { timeout: 180_000 }, () => {
     expect(unreachable.stderr).toContain('AWS_ENDPOINT_URL_KMS');
   });
 
+  it('one Ctrl-C to the process group is one signal: the drain delay still runs', async () => {
+    // bin/keygate.js passes the signal on to the CLI process, which gets it from the terminal too.
+    const child = spawn(
+      process.execPath,
+      [path.resolve(import.meta.dirname, '../bin/keygate.js'), 'serve', '--roles', 'outbound'],
+      {
+        env: {
+          ...process.env,
+          ...env,
+          KEYGATE_HOST: '127.0.0.1',
+          KEYGATE_OUTBOUND_PORT: '0',
+          KEYGATE_SHUTDOWN_DELAY_MS: '1500',
+          KEYGATE_LOG_LEVEL: 'info',
+        },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += String(chunk);
+    });
+    child.stderr.on('data', (chunk) => {
+      output += String(chunk);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 200 && !output.includes('keygate listening'); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(output).toContain('keygate listening');
+      const sent = performance.now();
+      process.kill(-child.pid!, 'SIGINT');
+      expect(await exited).toBe(0);
+      expect(performance.now() - sent).toBeGreaterThanOrEqual(1_400);
+      expect(output).toContain('shutting down');
+      expect(output).not.toContain('signal again');
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    }
+  }, 30_000);
+
   it('serve stops, naming REDIS_URL, when Redis accepts connections and never answers', async () => {
     const silent = createServer();
     const sockets = new Set<Socket>();

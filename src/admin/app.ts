@@ -12,7 +12,6 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { newId } from '../ids.ts';
 import type { Services } from '../server/create-services.ts';
-import { renderMetrics } from '../server/status-listener.ts';
 import { adminAccessLog } from './access-log.ts';
 import { registerAuditRoutes } from './audit/index.ts';
 import { authenticateAdmin, requireOwnTenant } from './auth.ts';
@@ -63,8 +62,8 @@ export function createAdminApp(services: Services): OpenAPIHono<AdminEnv> {
   app.use('*', adminAccessLog(services.metrics, services.logger, { enabled: services.config.accessLog }));
 
   app.get('/metrics', async (c) => {
-    const { body, contentType } = await renderMetrics(services);
-    return c.body(body, 200, { 'content-type': contentType });
+    const body = await services.metrics.render(services.providers.loaded());
+    return c.body(body, 200, { 'content-type': services.metrics.contentType });
   });
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {

@@ -10,7 +10,7 @@ import type { Readiness } from './readiness.ts';
 export interface OutboundListenerDeps extends OutboundDeps {
   maxBodyBytes: number;
   readiness: Readiness;
-  /** An info line for every request; without it only keygate's own 5xx answers are logged. */
+  /** An info line for every request; without it only 5xx answers are logged. */
   accessLog: boolean;
 }
 
@@ -50,7 +50,7 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
     const providerLabel = target && deps.providers.isKnownName(target.provider) ? target.provider : '-';
     deps.metrics.recordRequest('outbound', providerLabel, status, seconds);
     // The access log: one line per request (keygate's own failures at warn when they are 5xx).
-    const level = failure && status >= 500 ? 'warn' : 'info';
+    const level = status >= 500 ? 'warn' : 'info';
     if ((level === 'warn' || deps.accessLog) && deps.logger.isLevelEnabled(level)) {
       deps.logger[level](
         {

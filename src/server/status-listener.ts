@@ -8,26 +8,16 @@ import { KeygateError } from '../errors.ts';
 import type { Services } from './create-services.ts';
 import { handleHealth, requestIdOf, sendProblem } from './http.ts';
 
-/** The Prometheus text of this process, with the provider versions it has loaded read now. */
-export async function renderMetrics(
-  services: Pick<Services, 'metrics' | 'providers'>,
-): Promise<{ body: string; contentType: string }> {
-  const { metrics, providers } = services;
-  // Only what is loaded now: a provider deleted or evicted since the last scrape drops out.
-  metrics.configVersion.reset();
-  for (const p of providers.loaded()) {
-    metrics.configVersion.set({ tenant: p.tenantId, provider: p.name }, p.version);
-  }
-  return { body: await metrics.registry.metrics(), contentType: metrics.registry.contentType };
-}
-
 export function createStatusHandler(services: Services) {
   return async function handleStatus(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (await handleHealth(req, res, services.readiness)) return;
     const path = req.url?.split('?')[0];
     if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const { body, contentType } = await renderMetrics(services);
-      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+      const body = await services.metrics.render(services.providers.loaded());
+      res.writeHead(200, {
+        'content-type': services.metrics.contentType,
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }

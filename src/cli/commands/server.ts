@@ -36,16 +36,19 @@ async function runUntilSignal(
   server: RunningServer,
   extraClose?: () => Promise<void>,
 ): Promise<number> {
-  let signals = 0;
+  let firstAt: number | undefined;
   const stopped = new Promise<void>((resolve) => {
     // Installed for good: a second signal must not fall through to Node's default (exit at once,
     // dropping the audit rows still queued), it cuts the wait for in-flight requests short instead.
     const onSignal = () => {
-      signals += 1;
-      if (signals === 1) {
+      if (firstAt === undefined) {
+        firstAt = performance.now();
         resolve();
         return;
       }
+      // One Ctrl-C (or a systemd stop) reaches both bin/keygate.js, which passes it on, and this
+      // process in its process group: a copy within a second is the same signal, not a second one.
+      if (performance.now() - firstAt < 1_000) return;
       io.stderr.write(
         'keygate: signal again: closing open connections now; queued audit rows are still written (SIGKILL stops at once)\n',
       );
