@@ -51,6 +51,40 @@ describe.each(DIALECTS)('storage on %s', (dialect) => {
     ).rejects.toThrow();
   });
 
+  it('keeps secret names that differ only by case apart (scripts and the AAD tell them apart)', async () => {
+    const row = (name: string, n: number) => ({
+      id: `sec_case_${n}`,
+      tenant_id: 'ten_case',
+      provider: 'acme',
+      name,
+      sensitive: 1,
+      ciphertext: 'c',
+      wrapped_key: 'w',
+      kms_key_id: 'k',
+      version: 1,
+      created_at: toDbTime(),
+      updated_at: toDbTime(),
+    });
+    await t.db
+      .insertInto('secrets')
+      .values([row('AppKey', 1), row('appkey', 2)])
+      .execute();
+    const names = await t.db
+      .selectFrom('secrets')
+      .select('name')
+      .where('tenant_id', '=', 'ten_case')
+      .execute();
+    expect(names.map((r) => r.name).sort()).toEqual(['AppKey', 'appkey']);
+    expect(
+      await t.db
+        .selectFrom('secrets')
+        .select('id')
+        .where('tenant_id', '=', 'ten_case')
+        .where('name', '=', 'APPKEY')
+        .execute(),
+    ).toEqual([]);
+  });
+
   it('runs transactions that roll back on error', async () => {
     await expect(
       t.db.transaction().execute(async (trx) => {
@@ -81,15 +115,34 @@ describe('a MySQL database whose default character set is latin1', () => {
   it('gets utf8mb4 tables from the migrations, so audit text keeps every character', async () => {
     const c = await admin();
     await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET latin1`);
+    // Another application's table in the same database is left as it is.
+    await c.query(`CREATE TABLE \`${name}\`.other_app (v varchar(10)) CHARACTER SET latin1`);
     await c.end();
     const { db } = createDatabase({ databaseUrl: url.toString(), dataDir: '/nonexistent' });
     try {
+      // Rows written before the conversion keep their (latin1) text.
+      const migrator = new Migrator({ db, provider: fileMigrations });
+      expect((await migrator.migrateTo('2026-11-23T0003-partner-key-scopes')).error).toBeUndefined();
+      await db
+        .insertInto('audit_log')
+        .values(sampleRow('req_before', { path: '/café', request_body: 'héllo' }))
+        .execute();
       await migrateToLatest(db);
+      expect(
+        await db
+          .selectFrom('audit_log')
+          .select('path')
+          .where('request_id', '=', 'req_before')
+          .executeTakeFirst(),
+      ).toEqual({ path: '/café' });
       const { rows } = await sql<{ name: string; collation: string }>`
         select table_name as name, table_collation as collation from information_schema.tables
         where table_schema = database()`.execute(db);
       expect(rows.length).toBeGreaterThan(5);
-      for (const row of rows) expect(row.collation, row.name).toMatch(/^utf8mb4/);
+      for (const row of rows) {
+        if (row.name === 'other_app') expect(row.collation).toMatch(/^latin1/);
+        else expect(row.collation, row.name).toMatch(/^utf8mb4/);
+      }
 
       const text = '{"name":"中文","e":"😀","ü":"é"}';
       await db
@@ -99,6 +152,7 @@ describe('a MySQL database whose default character set is latin1', () => {
       const stored = await db
         .selectFrom('audit_log')
         .select(['request_body', 'path'])
+        .where('request_id', '=', 'req_utf8')
         .executeTakeFirstOrThrow();
       expect(stored).toEqual({ request_body: text, path: '/ü/😀' });
     } finally {
