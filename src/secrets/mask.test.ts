@@ -18,6 +18,17 @@ describe('createMasker', () => {
     const m = createMasker([quoted]);
     const nested = JSON.stringify({ bizContent: JSON.stringify({ s: quoted }) });
     expect(m(nested)).toBe(JSON.stringify({ bizContent: JSON.stringify({ s: MASK }) }));
+    // ... and that JSON sent as a form field.
+    const form = new URLSearchParams({ biz_content: JSON.stringify({ s: quoted }) }).toString();
+    expect(m(form)).toBe(
+      `biz_content=${encodeURIComponent('{"s":"').replaceAll('%20', '+')}${MASK}${encodeURIComponent('"}')}`,
+    );
+    // ... and non-ASCII escaped twice, in bytes read as latin1.
+    const accented = createMasker(['clé "privée"']);
+    const bytes = Buffer.from(JSON.stringify({ b: JSON.stringify({ s: 'clé "privée"' }) }), 'utf8');
+    expect(Buffer.from(accented(bytes.toString('latin1')), 'latin1').toString('utf8')).toBe(
+      JSON.stringify({ b: JSON.stringify({ s: MASK }) }),
+    );
   });
 
   it('masks non-ASCII values in text and in bytes decoded as latin1', () => {

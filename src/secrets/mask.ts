@@ -56,8 +56,15 @@ function encodedForms(value: string): string[] {
   const jsonEscapedTwice = JSON.stringify(jsonEscaped).slice(1, -1);
   const forms = [value, jsonEscaped, jsonEscapedTwice, encodeURIComponent(value)];
   forms.push(forms[3]!.replaceAll('%20', '+'));
+  // JSON-escaped, then sent as a form field (Alipay's biz_content is JSON in a form).
+  const formOfJson = encodeURIComponent(jsonEscaped);
+  forms.push(formOfJson, formOfJson.replaceAll('%20', '+'));
   // Bodies handled as bytes are often decoded as latin1 (one char per byte): match UTF-8 there too.
-  forms.push(bytes.toString('latin1'), Buffer.from(jsonEscaped, 'utf8').toString('latin1'));
+  forms.push(
+    bytes.toString('latin1'),
+    Buffer.from(jsonEscaped, 'utf8').toString('latin1'),
+    Buffer.from(jsonEscapedTwice, 'utf8').toString('latin1'),
+  );
   const hex = bytes.toString('hex');
   forms.push(hex, hex.toUpperCase());
   const base64 = bytes.toString('base64');
