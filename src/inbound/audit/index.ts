@@ -104,13 +104,25 @@ export function createAuditWriter({
   requireInteger('writeTimeoutMs', writeTimeoutMs, 1);
   requireInteger('leaseRefreshMs', leaseRefreshMs, 1);
 
+  /**
+   * Another process took the spool directory over (this one stalled past the stale limit). Its
+   * files are the new holder's now: this process stops replaying (no seal, no remove; the spool
+   * refuses both too), and rows it still spools go to sealed files of their own, which the new
+   * holder replays. Only the database probe goes on, so direct inserts resume when it is back.
+   */
+  let leaseLost = false;
   const spool = openSpool(spoolDir, {
     leaseRefreshMs,
-    onLeaseLost: (holder) =>
+    onLeaseLost: (holder) => {
+      leaseLost = true;
       logger.error(
         { spoolDir, holder },
-        'audit spool directory taken over by another process; rows may be lost',
-      ),
+        'audit spool directory taken over by another process; this process no longer replays it ' +
+          '(rows it spools are left there as files of their own for the new holder)',
+      );
+    },
+    onLeaseRenewError: (err) =>
+      logger.warn({ err: describeError(err), spoolDir }, 'audit spool lease renewal failed; trying again'),
   });
   const counts = { written: 0, spooled: 0, replayed: 0, rejected: 0, dropped: 0 };
   let queue: NewAuditLogRow[] = [];
@@ -297,7 +309,7 @@ export function createAuditWriter({
     while (state === 'open') {
       const epoch = failureEpoch;
       if (!dbUp && !(await databaseReachable())) return;
-      for (const file of await spool.seal()) {
+      for (const file of leaseLost ? [] : await spool.seal()) {
         if (!(await replayFile(file))) return;
       }
       if (!dbUp && epoch === failureEpoch) {
@@ -305,6 +317,11 @@ export function createAuditWriter({
         logger.warn({ replayed: counts.replayed }, 'audit database reachable again; spool replayed');
       }
       if (!dbUp) return;
+      // The directory's rows are the new holder's to replay.
+      if (leaseLost) {
+        spoolHasRows = false;
+        return;
+      }
       // Rows spooled while this replay ran wait in a fresh active file: go round again.
       if (await spool.isEmpty()) {
         spoolHasRows = false;
@@ -342,7 +359,7 @@ export function createAuditWriter({
       batchBytes += line.length;
       if (batch.length >= batchSize || batchBytes >= MAX_STATEMENT_BYTES) {
         if (!(await commit(lineNumber))) return false;
-        if (state !== 'open') return false;
+        if (state !== 'open' || leaseLost) return false;
       }
     }
     if (!(await commit(lineNumber))) return false;
@@ -455,8 +472,9 @@ export function createAuditWriter({
         queue = [];
         spoolNow(rows);
       }
-      // The next process may take the directory now; a write that still comes goes to the active file.
-      spool.release();
+      // A write that still comes goes to the active file: the lease is kept until the process exits
+      // (a writer opened on this directory by this same process takes it over at once).
+      spool.retire();
     })();
     return closed;
   }

@@ -1,10 +1,13 @@
 /** The spool directory: its permissions, and the lease that keeps it to one process. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   statSync,
   utimesSync,
@@ -12,6 +15,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ACTIVE_SPOOL_FILE, LEASE_FILE, openSpool, SpoolDirError } from './spool.ts';
 import { sleep } from './test-fixtures.ts';
@@ -90,14 +94,15 @@ describe('audit spool lease', () => {
     const dir = scratch();
     opened(dir, { leaseRefreshMs: 50 });
     await sleep(600); // twice the stale limit (6 x 50 ms)
-    expect(() => opened(dir, { leaseRefreshMs: 50 })).toThrow(/in use by keygate/);
+    // (no wait: a synchronous wait would stop this same process's renewals)
+    expect(() => opened(dir, { leaseRefreshMs: 50, leaseWaitMs: 0 })).toThrow(/in use by keygate/);
   });
 
   it("takes over another host's lease once it is stale, and not before", () => {
     const dir = scratch();
     const holder = { host: 'other-host', pid: 1, token: 't', refreshMs: 1000, since: '2026-01-01T00:00:00Z' };
     writeLease(dir, holder, 3000);
-    expect(() => opened(dir)).toThrow(
+    expect(() => opened(dir, { leaseWaitMs: 0 })).toThrow(
       /in use by keygate on host other-host, pid 1, .*renewed 3 s ago.* 6 s is taken over/,
     );
     writeLease(dir, holder, 7000);
@@ -105,16 +110,60 @@ describe('audit spool lease', () => {
     expect(lease(dir).pid).toBe(process.pid);
   });
 
-  it('takes over at once a lease left on this host by a process that is gone', () => {
+  it('takes over a lease left on this host by a process that is gone once it missed two renewals, waiting for that', () => {
     const dir = scratch();
     const gone = spawnSync(process.execPath, ['-e', '']).pid;
     writeLease(
       dir,
-      { host: os.hostname(), pid: gone, token: 't', refreshMs: 5000, since: '2026-01-01T00:00:00Z' },
+      { host: os.hostname(), pid: gone, token: 't', refreshMs: 200, since: '2026-01-01T00:00:00Z' },
       0,
     );
+    const started = Date.now();
     opened(dir);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    expect(Date.now() - started).toBeLessThan(1_000); // not the 6-period stale limit (1.2 s)
     expect(lease(dir).pid).toBe(process.pid);
+  });
+
+  it('does not take a live lease that names this host and our pid (another container, its own pid 1)', async () => {
+    const dir = scratch();
+    const beforeWeStarted = new Date(Date.now() - process.uptime() * 1000 - 60_000).toISOString();
+    const holder = {
+      host: os.hostname(),
+      pid: process.pid,
+      token: 't',
+      refreshMs: 5000,
+      since: beforeWeStarted,
+    };
+    writeLease(dir, holder, 0);
+    expect(() => opened(dir, { leaseWaitMs: 0 })).toThrow(/in use by keygate on host/);
+    // Renewed by its holder all along: refused after the wait too.
+    const renewing = { ...holder, refreshMs: 50 };
+    writeLease(dir, renewing, 0);
+    const child = spawn(process.execPath, [
+      '-e',
+      `setInterval(() => { const t = new Date(); require('fs').utimesSync(${JSON.stringify(path.join(dir, LEASE_FILE))}, t, t); }, 20)`,
+    ]);
+    try {
+      await sleep(200);
+      expect(() => opened(dir, { leaseWaitMs: 400 })).toThrow(/in use by keygate on host/);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('removes a takeover lock left by a takeover that died half-way, and refuses while a fresh one is held', () => {
+    const dir = scratch();
+    const holder = { host: 'other-host', pid: 1, token: 't', refreshMs: 100, since: '2026-01-01T00:00:00Z' };
+    writeLease(dir, holder, 60_000);
+    const lock = path.join(dir, `${LEASE_FILE}.takeover`);
+    mkdirSync(lock);
+    expect(() => opened(dir, { leaseWaitMs: 300 })).toThrow(/another keygate is taking it over right now/);
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(lock, anHourAgo, anHourAgo);
+    opened(dir, { leaseWaitMs: 0 });
+    expect(lease(dir).pid).toBe(process.pid);
+    expect(existsSync(lock)).toBe(false);
   });
 
   it('tells its writer when another process took the lease over', async () => {
@@ -128,5 +177,69 @@ describe('audit spool lease', () => {
     );
     await sleep(100);
     expect(lost).toEqual(['keygate on host other-host, pid 7, since 2026-01-01T00:00:00Z']);
+  });
+
+  it('once the lease is lost, neither seals nor removes, and spools into files of its own', async () => {
+    const dir = scratch();
+    const spool = opened(dir, { leaseRefreshMs: 60_000 });
+    await spool.append([{ request_id: 'before' }]);
+    const sealed = await spool.seal();
+    expect(sealed).toHaveLength(1);
+    // Another process took the directory over and appends to the active file.
+    writeLease(
+      dir,
+      { host: 'other-host', pid: 7, token: 'other', refreshMs: 5000, since: '2026-01-01T00:00:00Z' },
+      0,
+    );
+    writeFileSync(path.join(dir, ACTIVE_SPOOL_FILE), '{"request_id":"theirs"}\n');
+    expect(await spool.seal()).toEqual([]);
+    await spool.remove(sealed[0]!);
+    expect(existsSync(sealed[0]!)).toBe(true);
+    expect(readFileSync(path.join(dir, ACTIVE_SPOOL_FILE), 'utf8')).toBe('{"request_id":"theirs"}\n');
+    await spool.append([{ request_id: 'late-1' }]);
+    spool.appendSync([{ request_id: 'late-2' }]);
+    expect(readFileSync(path.join(dir, ACTIVE_SPOOL_FILE), 'utf8')).toBe('{"request_id":"theirs"}\n');
+    const own = readdirSync(dir).filter(
+      (f) => /^audit-spool\.\d+-\d+\.replay\.jsonl$/.test(f) && f !== path.basename(sealed[0]!),
+    );
+    expect(own.map((f) => readFileSync(path.join(dir, f), 'utf8')).sort()).toEqual([
+      '{"request_id":"late-1"}\n',
+      '{"request_id":"late-2"}\n',
+    ]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('tells its writer when a renewal fails for another reason than a lost lease', async () => {
+    const dir = scratch();
+    const errors: string[] = [];
+    opened(dir, {
+      leaseRefreshMs: 20,
+      onLeaseRenewError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? ''),
+    });
+    rmSync(path.join(dir, LEASE_FILE));
+    mkdirSync(path.join(dir, LEASE_FILE)); // reading it fails with EISDIR
+    await sleep(100);
+    rmdirSync(path.join(dir, LEASE_FILE));
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors[0]).toBe('EISDIR');
+  });
+
+  it('keeps the lease of a retired spool until the process exits, for late appends', async () => {
+    const dir = scratch();
+    const spoolTs = fileURLToPath(new URL('./spool.ts', import.meta.url));
+    const script = `import { openSpool } from ${JSON.stringify(spoolTs)};
+      import { existsSync } from 'node:fs';
+      const spool = openSpool(${JSON.stringify(dir)});
+      spool.retire();
+      spool.appendSync([{ request_id: 'late' }]);
+      process.stdout.write(String(existsSync(${JSON.stringify(path.join(dir, LEASE_FILE))})));`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe('true');
+    expect(existsSync(path.join(dir, LEASE_FILE))).toBe(false);
+    // Within one process a spool opened on the same directory takes a retired lease over at once.
+    const first = opened(dir);
+    first.retire();
+    opened(dir, { leaseWaitMs: 0 });
   });
 });

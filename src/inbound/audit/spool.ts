@@ -7,12 +7,14 @@
  *   audit-rejected.jsonl                    lines the database refused for their content (or that
  *                                           do not parse); kept for an operator, never replayed
  *   audit-writer.lease                      who holds the directory (host, pid), renewed every
- *                                           leaseRefreshMs while it runs, removed on close
+ *                                           leaseRefreshMs, removed when the process exits
  *
  * Two processes on one directory would lose rows (one seals the active file while the other
  * appends to it, then deletes what it replayed), so openSpool refuses a directory whose lease is
  * live. Node has no flock: a lease not renewed for LEASE_STALE_PERIODS periods, or one left on this
- * host by a process that is gone, is taken over, so a crashed process never blocks its successor.
+ * host by a process that is gone and not renewed for GONE_MISSED_PERIODS periods, is taken over, so
+ * a crashed process never blocks its successor. A spool that lost its lease leaves the directory's
+ * files to the new holder (see openSpool).
  *
  * Every line is one audit row as a JSON object. Replay seals the active file (a rename) before it
  * reads anything, so rows spooled while a replay runs land in a fresh active file and are never
@@ -27,6 +29,7 @@ import {
   createReadStream,
   fstatSync,
   fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -37,7 +40,17 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { type FileHandle, open, readdir, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
+import {
+  type FileHandle,
+  link,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  utimes,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -68,6 +81,12 @@ export interface Spool {
   reject(lines: readonly string[]): Promise<void>;
   /** True when a previous run (or this one) left rows on disk. */
   isEmpty(): Promise<boolean>;
+  /**
+   * The writer has closed: the lease is kept (and renewed) until this process exits, so rows that
+   * still come (appendSync) never land in a directory another process already took. A spool
+   * opened on the same directory by this process takes it over at once.
+   */
+  retire(): void;
   /** Gives the directory up (removes the lease if it is still this spool's). */
   release(): void;
 }
@@ -77,6 +96,10 @@ export interface SpoolOptions {
   leaseRefreshMs?: number;
   /** Called once if another process took the lease over (this one stalled past the stale limit). */
   onLeaseLost?: (holder: string) => void;
+  /** Called when a renewal fails for another reason than a lost lease (a disk error); tried again. */
+  onLeaseRenewError?: (err: Error) => void;
+  /** How long start-up waits for a lease that can still become takeable before it gives up. */
+  leaseWaitMs?: number;
 }
 
 /**
@@ -87,7 +110,12 @@ export interface SpoolOptions {
  */
 export function openSpool(
   dir: string,
-  { leaseRefreshMs = 5_000, onLeaseLost = () => {} }: SpoolOptions = {},
+  {
+    leaseRefreshMs = 5_000,
+    onLeaseLost = () => {},
+    onLeaseRenewError = () => {},
+    leaseWaitMs = 15_000,
+  }: SpoolOptions = {},
 ): Spool & { hasRowsSync(): boolean } {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -95,7 +123,7 @@ export function openSpool(
   } catch (err) {
     throw new SpoolDirError(`cannot use it as the audit spool directory: ${(err as Error).message}`);
   }
-  const lease = acquireLease(dir, leaseRefreshMs, onLeaseLost);
+  const lease = acquireLease(dir, leaseRefreshMs, leaseWaitMs, onLeaseLost, onLeaseRenewError);
   const activeFile = path.join(dir, ACTIVE_SPOOL_FILE);
   let sealCounter = 0;
 
@@ -107,12 +135,23 @@ export function openSpool(
     return run;
   }
 
+  // Once another process holds the directory, the active file and the sealed files are its own:
+  // this spool writes each batch as a whole sealed file of its own (the holder replays it), and
+  // neither seals nor removes anything.
+  const mineForAppend = () => lease.stillMine().catch(() => true);
   return {
     dir,
-    append: (rows) => serialized(() => appendDurably(dir, activeFile, toLines(rows))),
-    appendSync: (rows) => appendDurablySync(activeFile, toLines(rows)),
+    append: (rows) =>
+      serialized(async () =>
+        (await mineForAppend())
+          ? appendDurably(dir, activeFile, toLines(rows))
+          : handOver(dir, toLines(rows)),
+      ),
+    appendSync: (rows) =>
+      lease.lost ? handOverSync(dir, toLines(rows)) : appendDurablySync(activeFile, toLines(rows)),
     seal: () =>
       serialized(async () => {
+        if (!(await lease.stillMine())) return [];
         const size = await fileSize(activeFile);
         if (size !== undefined && size > 0) {
           sealCounter += 1;
@@ -128,7 +167,9 @@ export function openSpool(
           .map((name) => path.join(dir, name));
       }),
     readLines,
-    remove: (file) => unlink(file).catch(ignoreMissing),
+    remove: async (file) => {
+      if (await lease.stillMine()) await unlink(file).catch(ignoreMissing);
+    },
     reject: (lines) => serialized(() => appendDurably(dir, path.join(dir, REJECTED_FILE), joinLines(lines))),
     isEmpty: () =>
       serialized(async () => {
@@ -137,6 +178,7 @@ export function openSpool(
       }),
     hasRowsSync: () =>
       readdirSync(dir).some((name) => name === ACTIVE_SPOOL_FILE || SEALED_PATTERN.test(name)),
+    retire: () => lease.retire(),
     release: () => lease.release(),
   };
 }
@@ -149,11 +191,50 @@ interface LeaseHolder {
   since: string;
 }
 
+/** The lease's view for the spool: whether it is still ours, and giving it up. */
+interface Lease {
+  /** True once another process took the directory over (noticed at a renewal or a check). */
+  readonly lost: boolean;
+  /** Reads the lease file: false (and lost from then on) if it is no longer this spool's. */
+  stillMine(): Promise<boolean>;
+  /** The writer has closed: keep the lease for late appends until this process exits. */
+  retire(): void;
+  release(): void;
+}
+
+/** A lease-holding lock directory older than this was left by a takeover that died half-way. */
+const TAKEOVER_LOCK_STALE_MS = 5_000;
+/** The same-host shortcut applies only to a lease that also missed this many renewals. */
+const GONE_MISSED_PERIODS = 2;
+
+/** Lease still held by this process for spools whose writer closed (token -> release). */
+const retired = new Map<string, () => void>();
+process.once('exit', () => {
+  for (const release of [...retired.values()]) release();
+});
+
+/** Refusal because of a lease that may become takeable at `retryAt` (epoch ms). */
+class LeaseBusyError extends SpoolDirError {
+  readonly retryAt: number;
+  constructor(message: string, retryAt: number) {
+    super(message);
+    this.retryAt = retryAt;
+  }
+}
+
 /**
- * Takes the directory's lease, or throws SpoolDirError naming the live holder. Taking over a
- * stale lease happens under a mkdir lock, so two successors cannot both take it.
+ * Takes the directory's lease, or throws SpoolDirError naming the live holder. A lease that can
+ * become takeable within waitMs (its holder stops renewing it) is waited for, synchronously: this
+ * runs once at start-up. Taking over a stale lease happens under a mkdir lock, so two successors
+ * cannot both take it.
  */
-function acquireLease(dir: string, refreshMs: number, onLost: (holder: string) => void) {
+function acquireLease(
+  dir: string,
+  refreshMs: number,
+  waitMs: number,
+  onLost: (holder: string) => void,
+  onRenewError: (err: Error) => void,
+): Lease {
   const file = path.join(dir, LEASE_FILE);
   const me: LeaseHolder = {
     host: os.hostname(),
@@ -163,56 +244,151 @@ function acquireLease(dir: string, refreshMs: number, onLost: (holder: string) =
     since: new Date().toISOString(),
   };
   const text = `${JSON.stringify(me)}\n`;
-  if (!createExclusively(file, text)) {
-    refuseIfLive(file, refreshMs);
-    const lock = `${file}.takeover`;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
     try {
-      mkdirSync(lock);
+      tryTakeLease(file, text, refreshMs);
+      break;
     } catch (err) {
-      throw new SpoolDirError(
-        `another keygate is taking it over right now (${(err as Error).message}; remove ${lock} if none is)`,
+      if (!(err instanceof LeaseBusyError) || err.retryAt > deadline) throw err;
+      sleepSync(
+        Math.min(Math.max(err.retryAt - Date.now(), 10), 1_000, Math.max(deadline - Date.now(), 0) + 1),
       );
-    }
-    try {
-      refuseIfLive(file, refreshMs);
-      unlinkSync(file);
-      if (!createExclusively(file, text)) refuseIfLive(file, refreshMs);
-    } finally {
-      rmdirSync(lock);
     }
   }
 
   let lost = false;
+  const markLost = (holder: string) => {
+    if (lost) return;
+    lost = true;
+    onLost(holder);
+  };
+  const stillMine = async (): Promise<boolean> => {
+    if (lost) return false;
+    let holder: LeaseHolder | undefined;
+    try {
+      holder = parseLease(await readFile(file, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        markLost('nobody (the lease file was removed)');
+        return false;
+      }
+      throw err;
+    }
+    if (holder?.token !== me.token) {
+      markLost(holder ? describeHolder(holder) : 'unknown');
+      return false;
+    }
+    return true;
+  };
   const renew = async () => {
     try {
-      const holder = parseLease(await readFile(file, 'utf8'));
-      if (holder?.token !== me.token) {
-        if (!lost) onLost(holder ? describeHolder(holder) : 'unknown');
-        lost = true;
+      if (!(await stillMine())) {
+        clearInterval(timer);
         return;
       }
       const now = new Date();
       await utimes(file, now, now);
     } catch (err) {
-      // A missing lease is a lost one; a disk error is tried again at the next renewal.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !lost) {
-        lost = true;
-        onLost('nobody (the lease file was removed)');
-      }
+      // A disk error is tried again at the next renewal; the lease goes stale if it lasts.
+      onRenewError(err as Error);
     }
   };
   const timer = setInterval(() => void renew(), refreshMs);
   timer.unref();
-  return {
-    release(): void {
-      clearInterval(timer);
-      try {
-        if (parseLease(readFileSync(file, 'utf8'))?.token === me.token) unlinkSync(file);
-      } catch {
-        // Gone already, or the disk fails: a lease nobody renews goes stale on its own.
-      }
-    },
+  const release = (): void => {
+    clearInterval(timer);
+    retired.delete(me.token);
+    try {
+      if (parseLease(readFileSync(file, 'utf8'))?.token === me.token) unlinkSync(file);
+    } catch {
+      // Gone already, or the disk fails: a lease nobody renews goes stale on its own.
+    }
   };
+  return {
+    get lost() {
+      return lost;
+    },
+    stillMine,
+    retire: () => {
+      // A successor in this same process takes it from `retired` at once (see tryTakeLease).
+      if (!lost)
+        retired.set(me.token, () => {
+          lost = true;
+          release();
+        });
+    },
+    release,
+  };
+}
+
+/** One attempt: returns holding the lease, or throws (LeaseBusyError when worth waiting for). */
+function tryTakeLease(file: string, text: string, refreshMs: number): void {
+  if (createExclusively(file, text)) return;
+  // A writer of this process that has closed hands the lease over at once.
+  const current = readLease(file);
+  const handover = current && retired.get(current.token);
+  if (handover) {
+    handover();
+    if (createExclusively(file, text)) return;
+  }
+  refuseIfLive(file, refreshMs);
+  const lock = `${file}.takeover`;
+  takeLock(lock);
+  try {
+    refuseIfLive(file, refreshMs);
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      // Released by its holder meanwhile: nothing to remove.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new SpoolDirError(`cannot take over its lease: ${(err as Error).message}`);
+      }
+    }
+    if (!createExclusively(file, text)) {
+      // Another process created a fresh lease between our unlink and create.
+      refuseIfLive(file, refreshMs);
+      throw new LeaseBusyError('another keygate took its lease at the same moment', Date.now());
+    }
+  } finally {
+    try {
+      rmdirSync(lock);
+    } catch {
+      // Removed as stale by another process (we held it over TAKEOVER_LOCK_STALE_MS): harmless.
+    }
+  }
+}
+
+/** The takeover lock: a directory. One left by a takeover that died half-way is removed once. */
+function takeLock(lock: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      mkdirSync(lock);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new SpoolDirError(`cannot lock its lease for a takeover: ${(err as Error).message}`);
+      }
+    }
+    let ageMs = 0;
+    try {
+      ageMs = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      // Removed meanwhile: try again.
+    }
+    if (attempt === 0 && ageMs > TAKEOVER_LOCK_STALE_MS) {
+      try {
+        rmdirSync(lock);
+      } catch {
+        // Removed meanwhile by another successor: mkdir decides who goes on.
+      }
+      continue;
+    }
+    throw new LeaseBusyError(
+      `another keygate is taking it over right now (remove ${lock} if none is)`,
+      Date.now() + 100,
+    );
+  }
 }
 
 /** Creates the lease file only if there is none; false when one exists. */
@@ -233,28 +409,43 @@ function createExclusively(file: string, text: string): boolean {
   return true;
 }
 
+function readLease(file: string): LeaseHolder | undefined {
+  try {
+    return parseLease(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Throws SpoolDirError when the lease in `file` belongs to a process that may still be running. */
 function refuseIfLive(file: string, ownRefreshMs: number): void {
   let text: string;
-  let ageMs: number;
+  let mtimeMs: number;
   try {
-    ageMs = Date.now() - statSync(file).mtimeMs;
+    mtimeMs = statSync(file).mtimeMs;
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new SpoolDirError(`cannot read its lease: ${(err as Error).message}`);
   }
+  const ageMs = Date.now() - mtimeMs;
   const holder = parseLease(text);
-  const staleAfterMs = LEASE_STALE_PERIODS * (holder?.refreshMs ?? ownRefreshMs);
-  if (ageMs > staleAfterMs || (holder !== undefined && holderIsGone(holder))) return;
-  throw new SpoolDirError(
+  const periodMs = holder?.refreshMs ?? ownRefreshMs;
+  const staleAfterMs = LEASE_STALE_PERIODS * periodMs;
+  // Host name + pid alone do not prove a holder gone: containers sharing a host name each have
+  // their own pid 1. The shortcut also needs missed renewals; a live holder never misses two.
+  const goneAfterMs =
+    holder !== undefined && holderIsGone(holder) ? GONE_MISSED_PERIODS * periodMs : staleAfterMs;
+  if (ageMs > goneAfterMs) return;
+  throw new LeaseBusyError(
     `in use by ${holder ? describeHolder(holder) : 'another process'} (lease renewed ${Math.round(ageMs / 1000)} s ago): ` +
       'give each inbound process its own directory. A lease not renewed for ' +
       `${Math.ceil(staleAfterMs / 1000)} s is taken over, so a crashed process does not block its successor`,
+    mtimeMs + goneAfterMs + 1,
   );
 }
 
-/** A lease left on this host by a process that is no longer running (a crash, or this container's previous run). */
+/** A lease that names a process on this host that is not running (a crash, or this container's previous run). */
 function holderIsGone(holder: LeaseHolder): boolean {
   if (holder.host !== os.hostname()) return false;
   if (holder.pid === process.pid) {
@@ -267,6 +458,10 @@ function holderIsGone(holder: LeaseHolder): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function parseLease(text: string): LeaseHolder | undefined {
@@ -326,6 +521,73 @@ async function appendDurably(dir: string, file: string, text: string): Promise<v
   }
   // A new file's directory entry must be durable too, not only its contents.
   if (sizeBefore === 0) await syncDirectory(dir);
+}
+
+/** A sealed file no other name can take: written aside, then linked (link never overwrites). */
+let handOverCounter = 0;
+function handOverNames(dir: string): { tmp: string; sealed: () => string } {
+  return {
+    tmp: path.join(dir, `audit-handover.${randomUUID()}.tmp`),
+    sealed: () => {
+      handOverCounter += 1;
+      // A sequence above what a holder reaches by sealing keeps the names apart.
+      const seq = 900_000_000 + (process.pid % 1000) * 100_000 + (handOverCounter % 100_000);
+      return path.join(dir, `audit-spool.${Date.now()}-${seq}.replay.jsonl`);
+    },
+  };
+}
+
+async function handOver(dir: string, text: string): Promise<void> {
+  if (text === '') return;
+  const { tmp, sealed } = handOverNames(dir);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    for (;;) {
+      try {
+        await link(tmp, sealed());
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+  await syncDirectory(dir);
+}
+
+function handOverSync(dir: string, text: string): void {
+  if (text === '') return;
+  const { tmp, sealed } = handOverNames(dir);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    for (;;) {
+      try {
+        linkSync(tmp, sealed());
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Left behind: not a spool name, never replayed.
+    }
+  }
 }
 
 function appendDurablySync(file: string, text: string): void {

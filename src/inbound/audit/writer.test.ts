@@ -9,6 +9,7 @@ import type { Db } from '../../storage/db.ts';
 import type { NewAuditLogRow } from '../../storage/schema.ts';
 import { ACTIVE_SPOOL_FILE, createAuditWriter, REJECTED_FILE } from './index.ts';
 import { insertAuditRows } from './insert.ts';
+import { LEASE_FILE } from './spool.ts';
 import {
   BODY_MARKER,
   readJsonLines,
@@ -135,6 +136,11 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
     await writer.close();
     expect(writer.stats()).toMatchObject({ queued: 0, written: 150 });
     expect((await storedIds(tag('close'))).length).toBe(150);
+    // The lease stays until the process exits: no other process may take the directory while
+    // late rows can still be appended to its active file.
+    expect(JSON.parse(readFileSync(path.join(spoolDir, LEASE_FILE), 'utf8'))).toMatchObject({
+      pid: process.pid,
+    });
 
     writer.write(sampleRow(`${tag('close')}-late`));
     expect(writer.stats().spooled).toBe(1);
@@ -149,6 +155,52 @@ describe.each(DIALECTS)('audit writer on %s', (dialect) => {
     expect((await storedIds(tag('close'))).length).toBe(151);
     await next.close();
     expect(logger.text()).not.toContain(BODY_MARKER);
+  });
+
+  it('stops replaying and sealing once another process took the spool directory over', async () => {
+    const logger = recordingLogger();
+    // maxQueue 1: every row is spooled at once, so the replay loop has work.
+    const writer = createAuditWriter({
+      db: t.db,
+      spoolDir,
+      batchSize: 1,
+      maxQueue: 1,
+      leaseRefreshMs: 20,
+      replayIntervalMs: 20,
+      logger,
+    });
+    try {
+      const lease = path.join(spoolDir, LEASE_FILE);
+      const other = {
+        host: 'other-host',
+        pid: 7,
+        token: 'other',
+        refreshMs: 5000,
+        since: '2026-01-01T00:00:00Z',
+      };
+      writeFileSync(lease, `${JSON.stringify(other)}\n`);
+      await waitFor(() => logger.text().includes('taken over by another process'), 5000, 'the lost lease');
+      expect(logger.records.find((r) => r.msg.includes('taken over'))?.level).toBe('error');
+      // The new holder's files: this writer must neither insert nor remove nor seal them.
+      const sealed = path.join(spoolDir, 'audit-spool.1700000000000-000001.replay.jsonl');
+      writeFileSync(sealed, spoolLine(sampleRow(`${tag('lost')}-0`)));
+      writeFileSync(path.join(spoolDir, ACTIVE_SPOOL_FILE), spoolLine(sampleRow(`${tag('lost')}-1`)));
+      writer.write(sampleRow(`${tag('lost')}-2`));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(writer.stats().spooled).toBe(1);
+      expect(existsSync(sealed)).toBe(true);
+      expect(readJsonLines(path.join(spoolDir, ACTIVE_SPOOL_FILE))).toEqual([
+        sampleRow(`${tag('lost')}-1`, { created_at: expect.any(String) }),
+      ]);
+      expect(await storedIds(tag('lost'))).toEqual([]);
+      // Its own row went to a sealed file of its own, for the new holder to replay.
+      const own = spoolFiles(spoolDir).filter((f) => f !== path.basename(sealed) && f !== ACTIVE_SPOOL_FILE);
+      expect(own.flatMap((f) => readJsonLines(path.join(spoolDir, f)))).toEqual([
+        sampleRow(`${tag('lost')}-2`, { created_at: expect.any(String) }),
+      ]);
+    } finally {
+      await writer.close();
+    }
   });
 
   it('inserts any number of rows exactly once, every value byte for byte', async () => {
