@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAdmission } from '../inbound/admission.ts';
-import { type AuditWriter, createAuditWriter, SpoolDirError } from '../inbound/audit/index.ts';
+import { createAuditWriter, SpoolDirError } from '../inbound/audit/index.ts';
 import { startAuditRetention } from '../inbound/audit/retention.ts';
 import { createClientAddressResolver } from '../inbound/client-address.ts';
 import { createPartnerKeyCache } from '../inbound/key-cache.ts';
@@ -25,7 +25,6 @@ import { createReplayGuard } from '../inbound/replay-guard.ts';
 import { createRouteCache } from '../inbound/routes.ts';
 import { partnerKeyChangeTopic } from '../services/partner-keys.ts';
 import { ROUTES_CHANGE_TOPIC } from '../services/routes.ts';
-import { createDatabase } from '../storage/db.ts';
 import { createRedisOutageGuard } from '../storage/redis-outage.ts';
 import type { Services } from './create-services.ts';
 import { handleHealth } from './http.ts';
@@ -39,7 +38,7 @@ export interface InboundHandlerOptions {
 export async function createInboundHandler(services: Services, opts: InboundHandlerOptions = {}) {
   const { config, logger } = services;
   // First: a spool directory it cannot use stops start-up before anything else is opened.
-  const { audit, closeAuditDb } = openAuditWriter(services);
+  const audit = openAuditWriter(services);
   // The hot path's own connection: with auto-pipelining, the nonce and limiter commands of all
   // requests in flight share writes and reads instead of costing a round of syscalls each.
   const redis = services.redis?.duplicate({ enableAutoPipelining: true });
@@ -119,7 +118,6 @@ export async function createInboundHandler(services: Services, opts: InboundHand
       unsubscribe();
       await retention?.stop();
       await audit.close();
-      await closeAuditDb();
       await redis?.quit().catch(() => redis.disconnect());
     },
     /** For tests and the benchmark. */
@@ -127,32 +125,10 @@ export async function createInboundHandler(services: Services, opts: InboundHand
   };
 }
 
-/**
- * Connections of the audit writer's own MySQL pool. Its inserts can hang (a locked or altered
- * audit_log): a timed-out insert keeps its connection until the server answers, so on the shared
- * pool they would pile up until partner-key and route lookups found no connection left.
- */
-const AUDIT_POOL_CONNECTIONS = 3;
-
-function openAuditWriter({ config, db, logger }: Services): {
-  audit: AuditWriter;
-  closeAuditDb: () => Promise<void>;
-} {
-  const auditDb = config.databaseUrl
-    ? createDatabase({
-        databaseUrl: config.databaseUrl,
-        dataDir: config.dataDir,
-        connectionLimit: AUDIT_POOL_CONNECTIONS,
-      }).db
-    : db;
-  const closeAuditDb = () => (auditDb === db ? Promise.resolve() : auditDb.destroy());
+function openAuditWriter({ config, db, logger }: Services) {
   try {
-    return {
-      audit: createAuditWriter({ db: auditDb, spoolDir: config.inbound.spoolDir, logger }),
-      closeAuditDb,
-    };
+    return createAuditWriter({ db, spoolDir: config.inbound.spoolDir, logger });
   } catch (err) {
-    void closeAuditDb();
     if (err instanceof SpoolDirError) {
       throw new StartupError(`KEYGATE_AUDIT_SPOOL_DIR (${config.inbound.spoolDir}): ${err.message}`);
     }

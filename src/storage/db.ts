@@ -15,8 +15,6 @@ export type DbDialect = 'mysql' | 'sqlite';
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
   dataDir: string;
-  /** MySQL: connections in the pool (default 10). */
-  connectionLimit?: number;
 }
 
 const mysqlPools = new WeakMap<Db, Pool>();
@@ -30,14 +28,11 @@ export function mysqlPoolOf(db: Db): Pool | undefined {
   return mysqlPools.get(db);
 }
 
-export function createDatabase({ databaseUrl, dataDir, connectionLimit = 10 }: DatabaseOptions): {
-  db: Db;
-  dialect: DbDialect;
-} {
+export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db: Db; dialect: DbDialect } {
   if (databaseUrl) {
     const pool = createPool({
       uri: databaseUrl,
-      connectionLimit,
+      connectionLimit: 10,
       // Timestamps travel as strings in both dialects (see schema.ts).
       dateStrings: true,
       timezone: 'Z',
