@@ -2,7 +2,6 @@
  * The inbound and admin listeners' access logs: one JSON line per request at info (warn for 5xx),
  * with the request id, and never a credential. (The outbound proxy's are in outbound-logs.test.ts.)
  */
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_ACTOR } from '../src/cli/context.ts';
 import { createAdminToken } from '../src/services/tokens.ts';
@@ -15,26 +14,18 @@ import {
   send,
   signExactly,
 } from './helpers/inbound.ts';
+import { captureLogLines } from './helpers/log-lines.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 describe('access logs', () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const raw: string[] = [];
+  const log = captureLogLines();
+  const { lines, raw } = log;
   let gw: TestGateway;
   let upstream: TestUpstream;
   let key: PartnerKeyCredentials;
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) {
-          raw.push(line);
-          lines.push(JSON.parse(line) as Record<string, unknown>);
-        }
-        done();
-      },
-    });
-    gw = await startTestGateway({ logTo: sink });
+    gw = await startTestGateway({ logTo: log.sink });
     upstream = await startUpstream((_req, res) => json(res, 200, { ok: true }));
     const tenantId = await createTestTenant(gw.services.ctx, 'log');
     key = await createTestKey(gw.services.ctx, tenantId);
@@ -104,18 +95,13 @@ describe('access logs', () => {
 });
 
 describe('access logs switched off (KEYGATE_ACCESS_LOG=false)', () => {
-  const lines: Array<Record<string, unknown>> = [];
+  const log = captureLogLines();
+  const { lines } = log;
   let gw: TestGateway;
   let upstream: TestUpstream;
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-        done();
-      },
-    });
-    gw = await startTestGateway({ logTo: sink, env: { KEYGATE_ACCESS_LOG: 'false' } });
+    gw = await startTestGateway({ logTo: log.sink, env: { KEYGATE_ACCESS_LOG: 'false' } });
     upstream = await startUpstream((_req, res) => json(res, 502, { upstream: 'down' }));
   });
   afterAll(async () => {

@@ -3,31 +3,22 @@
  * a secret) and its request metrics, whose provider label a caller cannot make up.
  */
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { captureLogLines } from './helpers/log-lines.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 const SECRET = 'Sens1tive-Aes-Key!';
 
 describe('outbound logs', () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const raw: string[] = [];
+  const log = captureLogLines();
+  const { lines, raw } = log;
   let gw: TestGateway;
   let upstream: TestUpstream;
   let token: string;
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) {
-          raw.push(line);
-          lines.push(JSON.parse(line) as Record<string, unknown>);
-        }
-        done();
-      },
-    });
-    gw = await startTestGateway({ logTo: sink });
+    gw = await startTestGateway({ logTo: log.sink });
     upstream = await startUpstream((_req, res) => json(res, 200, { ok: true }));
     ({ serviceToken: token } = await setUpProvider(
       gw,
