@@ -111,13 +111,20 @@ export const pageQuery = {
     .max(500)
     .optional()
     .openapi({ description: 'nextCursor of the previous page (opaque; only for this endpoint)' }),
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(500)
+  // Decimal digits only, as the configuration's numbers: `0x10` or `1e2` is a mistake, not 16 or 100.
+  limit: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(500))
     .default(50)
-    .openapi({ description: 'Items per page, 1-500; default 50' }),
+    .openapi({
+      type: 'integer',
+      minimum: 1,
+      maximum: 500,
+      default: 50,
+      description: 'Items per page, 1-500; default 50',
+    }),
 };
 
 export const PageQuery = z.object(pageQuery);
