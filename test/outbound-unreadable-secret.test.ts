@@ -3,9 +3,10 @@
  * requests that do not need it, and fails the ones that do with KG_SECRET_UNREADABLE naming it,
  * never showing a value, in the answer or in the log.
  */
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { captureLogLines } from './helpers/log-lines.ts';
+import { corruptCiphertext } from './helpers/secrets.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 const SECRETS = {
@@ -17,18 +18,13 @@ const SECRETS = {
 const VALUE_FRAGMENTS = [...Object.values(SECRETS), 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw'];
 
 describe('a provider secret that cannot be decrypted', () => {
-  const logLines: string[] = [];
+  const log = captureLogLines();
+  const logLines = log.raw;
   let gw: TestGateway;
   let upstream: TestUpstream;
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
-    gw = await startTestGateway({ logTo: sink });
+    gw = await startTestGateway({ logTo: log.sink });
     upstream = await startUpstream((req, res) => json(res, 200, { ok: true, url: req.url }));
   });
   afterAll(async () => {
@@ -36,24 +32,8 @@ describe('a provider secret that cannot be decrypted', () => {
     await upstream?.close();
   });
 
-  /** Flips one bit in the middle of the stored ciphertext, as a damaged or tampered row would. */
-  async function corrupt(tenantId: string, provider: string, name: string) {
-    const { db } = gw.database;
-    const row = await db
-      .selectFrom('secrets')
-      .select(['id', 'ciphertext'])
-      .where('tenant_id', '=', tenantId)
-      .where('provider', '=', provider)
-      .where('name', '=', name)
-      .executeTakeFirstOrThrow();
-    const bytes = Buffer.from(row.ciphertext, 'base64');
-    bytes[bytes.length >> 1]! ^= 0x01;
-    await db
-      .updateTable('secrets')
-      .set({ ciphertext: bytes.toString('base64') })
-      .where('id', '=', row.id)
-      .execute();
-  }
+  const corrupt = (tenantId: string, provider: string, name: string) =>
+    corruptCiphertext(gw.database.db, tenantId, provider, name);
 
   const call = (token: string, provider: string, path: string) =>
     fetch(`${gw.outboundUrl}/v1/proxy/${provider}${path}`, { headers: { authorization: `Bearer ${token}` } });

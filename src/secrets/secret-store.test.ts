@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { KyselyPlugin } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
+import { corruptCiphertext } from '../../test/helpers/secrets.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/helpers/tcp-proxy.ts';
 import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
 import { isKeygateError, type KeygateError, toProblem } from '../errors.ts';
@@ -50,24 +51,6 @@ function captureLogger() {
     warn: (obj: object, msg: string) => lines.push({ level: 'warn', obj, msg }),
     error: (obj: object, msg: string) => lines.push({ level: 'error', obj, msg }),
   };
-}
-
-/** Flips one bit in the middle of a stored ciphertext, as a damaged or tampered row would. */
-async function corruptCiphertext(db: Db, tenantId: string, provider: string, name: string) {
-  const row = await db
-    .selectFrom('secrets')
-    .select(['id', 'ciphertext'])
-    .where('tenant_id', '=', tenantId)
-    .where('provider', '=', provider)
-    .where('name', '=', name)
-    .executeTakeFirstOrThrow();
-  const bytes = Buffer.from(row.ciphertext, 'base64');
-  bytes[bytes.length >> 1]! ^= 0x01;
-  await db
-    .updateTable('secrets')
-    .set({ ciphertext: bytes.toString('base64') })
-    .where('id', '=', row.id)
-    .execute();
 }
 
 function thrown(fn: () => unknown): KeygateError {
