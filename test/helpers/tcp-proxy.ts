@@ -10,18 +10,52 @@ export interface TcpProxy {
   url(protocol: string, pathAndQuery?: string): string;
   /** Drops every open connection and refuses new ones until restore(). */
   cut(): void;
+  /** Lets new connections through again, and resumes stalled ones. */
   restore(): void;
   /** Accepts connections but never forwards a byte: a hanging dependency. */
   hang(): void;
+  /**
+   * Stops forwarding in both directions without closing anything: open connections (and new ones)
+   * stay up but get no answer until restore(), which delivers what was held. A server that stalls.
+   */
+  stall(): void;
+  /** Client connections open now (stalled or hung ones included). */
+  openConnections(): number;
   close(): Promise<void>;
 }
 
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket;
+  flowing: boolean;
+}
+
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  let mode: 'open' | 'cut' | 'hang' = 'open';
+  let mode: 'open' | 'cut' | 'hang' | 'stall' = 'open';
   const sockets = new Set<net.Socket>();
+  const clients = new Set<net.Socket>();
+  const pairs = new Set<Pair>();
+  const flow = (pair: Pair) => {
+    if (pair.flowing) return;
+    pair.flowing = true;
+    pair.client.pipe(pair.upstream);
+    pair.upstream.pipe(pair.client);
+  };
+  const hold = (pair: Pair) => {
+    if (!pair.flowing) return;
+    pair.flowing = false;
+    pair.client.unpipe(pair.upstream);
+    pair.upstream.unpipe(pair.client);
+    pair.client.pause();
+    pair.upstream.pause();
+  };
   const server = net.createServer((client) => {
     sockets.add(client);
-    client.on('close', () => sockets.delete(client));
+    clients.add(client);
+    client.on('close', () => {
+      sockets.delete(client);
+      clients.delete(client);
+    });
     client.on('error', () => {});
     if (mode === 'cut') {
       client.destroy();
@@ -30,16 +64,27 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     if (mode === 'hang') return;
     const upstream = net.connect(target.port, target.host);
     sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
+    const pair: Pair = { client, upstream, flowing: false };
+    pairs.add(pair);
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      pairs.delete(pair);
+      // A flowing pair ends through the pipes; a stalled one has none to tell the other side.
+      if (!pair.flowing) client.destroy();
+    });
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
-    client.pipe(upstream).pipe(client);
+    client.on('close', () => {
+      if (!pair.flowing) upstream.destroy();
+    });
+    if (mode !== 'stall') flow(pair);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   const dropAll = () => {
     for (const s of sockets) s.destroy();
     sockets.clear();
+    pairs.clear();
   };
   return {
     port,
@@ -50,11 +95,17 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     restore() {
       mode = 'open';
+      for (const pair of pairs) flow(pair);
     },
     hang() {
       mode = 'hang';
       dropAll();
     },
+    stall() {
+      mode = 'stall';
+      for (const pair of pairs) hold(pair);
+    },
+    openConnections: () => clients.size,
     close() {
       dropAll();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -23,6 +23,11 @@
  * If the queue outgrows maxQueue (the database is slow, not down), it is spooled at once rather
  * than held or dropped. A row is dropped only when the database AND the spool disk both fail and
  * the queue reaches four times maxQueue; that is logged and counted.
+ *
+ * Database calls (inserts and the `select 1` probe) go one at a time, and a call that timed out
+ * still holds its pool connection until the database answers: while it hangs no other call starts
+ * (rows go to the spool, the probe is not repeated), so a stalled MySQL holds at most one
+ * connection of the pool the writer shares with the admin API and the partner-key and route caches.
  */
 import { sql } from 'kysely';
 import type { Db } from '../../storage/db.ts';
@@ -74,7 +79,10 @@ export interface AuditWriterOptions {
   maxQueue?: number;
   /** How often the spool is retried while it holds rows. */
   replayIntervalMs?: number;
-  /** An insert that takes longer counts as failed (its rows are spooled; a late commit is harmless). */
+  /**
+   * An insert that takes longer counts as failed (its rows are spooled; a late commit is harmless),
+   * and no other database call starts until it has returned.
+   */
   writeTimeoutMs?: number;
   /** How often the spool directory's lease is renewed (see spool.ts). */
   leaseRefreshMs?: number;
@@ -138,6 +146,10 @@ export function createAuditWriter({
   let spoolRetryAt = 0;
   let lastDropLogAt = 0;
   let replaying: Promise<void> | undefined;
+  /** A database call is running (see callDatabase); `dbCallHung`: it outlived writeTimeoutMs. */
+  let dbCallRunning = false;
+  let dbCallHung = false;
+  const dbCallWaiters: Array<() => void> = [];
   /** Lines already inserted from each sealed file, so a replay resumed in this process skips them. */
   const replayedLines = new Map<string, number>();
   let state: 'open' | 'closing' | 'closed' = 'open';
@@ -208,7 +220,7 @@ export function createAuditWriter({
       rowsInFlight += batch.length;
       let inserted = false;
       try {
-        await withTimeout(insertAuditRows(db, batch), writeTimeoutMs);
+        await callDatabase(() => insertAuditRows(db, batch));
         inserted = true;
       } catch (err) {
         // A bad row: the database is fine; the replay sets the row aside and stores the others.
@@ -376,7 +388,7 @@ export function createAuditWriter({
    */
   async function insertReplayed(rows: NewAuditLogRow[]): Promise<boolean> {
     try {
-      await withTimeout(insertAuditRows(db, rows), writeTimeoutMs);
+      await callDatabase(() => insertAuditRows(db, rows));
       counts.replayed += rows.length;
       return true;
     } catch (err) {
@@ -387,7 +399,7 @@ export function createAuditWriter({
     }
     for (const row of rows) {
       try {
-        await withTimeout(insertAuditRows(db, [row]), writeTimeoutMs);
+        await callDatabase(() => insertAuditRows(db, [row]));
         counts.replayed += 1;
       } catch (err) {
         if (!isBadRowError(err)) {
@@ -408,11 +420,45 @@ export function createAuditWriter({
 
   async function databaseReachable(): Promise<boolean> {
     try {
-      await withTimeout(sql`select 1`.execute(db), writeTimeoutMs);
+      await callDatabase(() => sql`select 1`.execute(db));
       return true;
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Runs one database call, bounded by writeTimeoutMs, one at a time. A call that timed out keeps
+   * its pool connection until the database answers, so while it hangs every other call fails at
+   * once instead of taking another connection (a stalled MySQL would otherwise get a new probe
+   * every replayIntervalMs until the shared pool is exhausted). A call that finds another one
+   * running waits for it, at most until that one times out.
+   */
+  async function callDatabase<T>(run: () => Promise<T>): Promise<T> {
+    while (dbCallRunning) {
+      if (dbCallHung) {
+        throw new Error(
+          `an earlier audit database call has not returned (it took longer than ${writeTimeoutMs} ms)`,
+        );
+      }
+      await new Promise<void>((resolve) => dbCallWaiters.push(resolve));
+    }
+    dbCallRunning = true;
+    const call = Promise.resolve().then(run);
+    const settled = () => {
+      dbCallRunning = false;
+      dbCallHung = false;
+      wakeDbCallWaiters();
+    };
+    call.then(settled, settled);
+    return withTimeout(call, writeTimeoutMs, () => {
+      dbCallHung = true;
+      wakeDbCallWaiters();
+    });
+  }
+
+  function wakeDbCallWaiters(): void {
+    for (const wake of dbCallWaiters.splice(0)) wake();
   }
 
   // ---- timers, flush, close ----
@@ -487,9 +533,12 @@ export function createAuditWriter({
   };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`audit database call took longer than ${ms} ms`)), ms);
+    const timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`audit database call took longer than ${ms} ms`));
+    }, ms);
     promise.then(
       (value) => {
         clearTimeout(timer);

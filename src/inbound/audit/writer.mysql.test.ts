@@ -230,6 +230,44 @@ describe('audit writer under MariaDB faults', () => {
     expect(logger.records.some((r) => JSON.stringify(r.obj).includes('longer than 300 ms'))).toBe(true);
   }, 40_000);
 
+  it('holds at most one pool connection while MariaDB stalls, and stores every row once it answers', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ writeTimeoutMs: 200, replayIntervalMs: 20, logger });
+    const warm = `m${run}stall-warm`;
+    writer.write(sampleRow(warm));
+    await writer.flush();
+    expect(writer.stats().written).toBe(1);
+    expect(proxy.openConnections()).toBe(1);
+
+    // The connection stays up and nothing answers: every call the writer starts from here on hangs
+    // and keeps its pool connection. Rows keep coming for many timeouts and replay rounds.
+    proxy.stall();
+    const all = ids(150, 'stall');
+    let most = 0;
+    for (const [i, id] of all.entries()) {
+      writer.write(sampleRow(id));
+      if (i % 5 === 4) await sleep(50);
+      most = Math.max(most, proxy.openConnections());
+    }
+    await writer.flush();
+    most = Math.max(most, proxy.openConnections());
+    expect(most).toBe(1);
+    expect(writer.stats()).toMatchObject({ queued: 0, dropped: 0 });
+    expect(writer.stats().spooled).toBeGreaterThan(0);
+
+    // The held call is answered, then the probe and the replay go on over the same connection.
+    proxy.restore();
+    await waitFor(
+      async () => (await storedIds('stall')).length === all.length + 1,
+      20_000,
+      'every stalled row in MySQL',
+    );
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be replayed and removed');
+    expect(await storedIds('stall')).toEqual(sorted([warm, ...all]));
+    expect(proxy.openConnections()).toBe(1);
+    expect(writer.stats()).toMatchObject({ queued: 0, rejected: 0, dropped: 0 });
+  }, 40_000);
+
   it('spools the backlog at once when the queue outgrows maxQueue, and loses nothing', async () => {
     const writer = startWriter({ batchSize: 10, maxQueue: 50, writeTimeoutMs: 1500 });
     proxy.hang();
