@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   KG_TOKEN_EXPIRED: { status: 401, title: 'Admin token expired or revoked' },
   KG_VERSION_CONFLICT: { status: 409, title: 'Active version changed concurrently' },
   KG_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported request content type' },
+  KG_ALREADY_REVOKED: { status: 409, title: 'Already revoked or retired' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -294,7 +294,8 @@ describe('tenants, members and tokens', () => {
       204,
     );
     expectProblem(await api.get('/admin/v1/me', { token }), 401, 'KG_TOKEN_EXPIRED');
-    expect((await api.delete(`${base}/members/${created.body.id}`)).status).toBe(404);
+    // Revoked before: it exists, so 409, not 404.
+    expectProblem(await api.delete(`${base}/members/${created.body.id}`), 409, 'KG_ALREADY_REVOKED');
     // A tenant's members path never reaches another tenant's token.
     expect((await api.delete(`${base}/members/${f.other.adminTokenId}`)).status).toBe(404);
   });
@@ -342,6 +343,42 @@ describe('tenants, members and tokens', () => {
     expect(status).toBe(401);
     const after = await api.get(`${base}/service-tokens`);
     expect(after.body.items.find((t: { id: string }) => t.id === created.body.id).status).toBe('revoked');
+  });
+});
+
+describe('revoking or retiring twice', () => {
+  it('answers 409 KG_ALREADY_REVOKED for every kind, and 404 only for an id the tenant does not have', async () => {
+    const svc = (await api.post(`${base}/service-tokens`, { name: 'twice' })).body;
+    expect((await api.delete(`${base}/service-tokens/${svc.id}`)).status).toBe(204);
+    expectProblem(await api.delete(`${base}/service-tokens/${svc.id}`), 409, 'KG_ALREADY_REVOKED');
+    const otherSvc = (await api.post(`/admin/v1/tenants/${f.other.name}/service-tokens`, { name: 'x' })).body;
+    expectProblem(await api.delete(`${base}/service-tokens/${otherSvc.id}`), 404, 'KG_NOT_FOUND');
+
+    const gw = (await api.post('/admin/v1/admin-tokens', { name: 'twice' })).body;
+    expect((await api.delete(`/admin/v1/admin-tokens/${gw.id}`)).status).toBe(204);
+    expectProblem(await api.delete(`/admin/v1/admin-tokens/${gw.id}`), 409, 'KG_ALREADY_REVOKED');
+    // A member is not a gateway token, revoked or not.
+    expectProblem(await api.delete(`/admin/v1/admin-tokens/${f.own.adminTokenId}`), 404, 'KG_NOT_FOUND');
+
+    const key = (await api.post(`${base}/partner-keys`, { name: 'twice' })).body;
+    await api.post(`${base}/partner-keys/${key.keyId}/rotate`);
+    expect((await api.post(`${base}/partner-keys/${key.keyId}/retire-secret`, { version: 1 })).status).toBe(
+      200,
+    );
+    expectProblem(
+      await api.post(`${base}/partner-keys/${key.keyId}/retire-secret`, { version: 1 }),
+      409,
+      'KG_ALREADY_REVOKED',
+    );
+    expectProblem(
+      await api.post(`${base}/partner-keys/${key.keyId}/retire-secret`, { version: 7 }),
+      404,
+      'KG_NOT_FOUND',
+    );
+    expect((await api.delete(`${base}/partner-keys/${key.keyId}`)).status).toBe(200);
+    expectProblem(await api.delete(`${base}/partner-keys/${key.keyId}`), 409, 'KG_ALREADY_REVOKED');
+    const otherKey = (await api.post(`/admin/v1/tenants/${f.other.name}/partner-keys`, { name: 'x' })).body;
+    expectProblem(await api.delete(`${base}/partner-keys/${otherKey.keyId}`), 404, 'KG_NOT_FOUND');
   });
 });
 

@@ -53,7 +53,10 @@ describe('CLI and admin API on one service layer', () => {
     expect((await api.get('/admin/v1/me', { token: spare.token })).body.code).toBe('KG_TOKEN_EXPIRED');
     const again = await cli('token', 'revoke', spare.id);
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain('KG_NOT_FOUND');
+    expect(again.stderr).toContain('KG_ALREADY_REVOKED');
+    const unknown = await cli('token', 'revoke', 'atk_nope', '--json');
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stderr).error.code).toBe('KG_NOT_FOUND');
   });
 
   it('tenant members made on the API are listed and revoked from the CLI', async () => {
@@ -79,6 +82,9 @@ describe('CLI and admin API on one service layer', () => {
       JSON.parse((await cli('service-token', 'list', '--tenant', tenant, '--json')).stdout).items,
     ).toHaveLength(1);
     expect((await cli('service-token', 'revoke', '--tenant', tenant, svc.id)).code).toBe(0);
+    const twice = await cli('service-token', 'revoke', '--tenant', tenant, svc.id, '--json');
+    expect(twice.code).toBe(1);
+    expect(JSON.parse(twice.stderr).error.code).toBe('KG_ALREADY_REVOKED');
     const listed = (await api.get(`/admin/v1/tenants/${tenant}/service-tokens`, { token: root })).body.items;
     expect(listed).toEqual([expect.objectContaining({ id: svc.id, status: 'revoked' })]);
   });

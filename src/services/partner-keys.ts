@@ -230,7 +230,10 @@ export async function rotatePartnerKey(
   return view;
 }
 
-/** Retires one live secret (by default the older of two); the last live secret cannot be retired. */
+/**
+ * Retires one live secret (by default the older of two); the last live secret cannot be retired
+ * (409 KG_CONFLICT), a retired one is not retired again (409 KG_ALREADY_REVOKED).
+ */
 export async function retirePartnerSecret(
   ctx: ServiceContext,
   actor: Actor,
@@ -240,13 +243,17 @@ export async function retirePartnerSecret(
   authorize(actor, 'partner-key.manage', tenantId);
   const view = await ctx.db.transaction().execute(async (trx) => {
     const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
-    const live = (await secretVersions(trx, key.id)).filter((v) => v.live).map((v) => v.version);
+    const versions = await secretVersions(trx, key.id);
+    const live = versions.filter((v) => v.live).map((v) => v.version);
     const version = input.version ?? live[0];
-    if (version === undefined || !live.includes(version)) {
+    if (version !== undefined && versions.some((v) => v.version === version && !v.live)) {
       throw new KeygateError(
-        'KG_NOT_FOUND',
-        `partner key ${key.id} has no live secret version ${input.version}`,
+        'KG_ALREADY_REVOKED',
+        `secret version ${version} of partner key ${key.id} is already retired`,
       );
+    }
+    if (version === undefined || !live.includes(version)) {
+      throw new KeygateError('KG_NOT_FOUND', `partner key ${key.id} has no secret version ${input.version}`);
     }
     if (live.length < 2) {
       throw new KeygateError(
@@ -275,7 +282,7 @@ export async function retirePartnerSecret(
   return view;
 }
 
-/** Revokes a key for good: every request with it then fails with KG_KEY_REVOKED. */
+/** Revokes a key for good: every request with it then fails with KG_KEY_REVOKED. Twice: 409 KG_ALREADY_REVOKED. */
 export async function revokePartnerKey(
   ctx: ServiceContext,
   actor: Actor,
@@ -286,7 +293,7 @@ export async function revokePartnerKey(
   const view = await ctx.db.transaction().execute(async (trx) => {
     const key = await requireKeyForUpdate(trx, ctx.dialect, tenantId, input.keyId);
     if (key.status === 'revoked')
-      throw new KeygateError('KG_CONFLICT', `partner key ${key.id} is already revoked`);
+      throw new KeygateError('KG_ALREADY_REVOKED', `partner key ${key.id} is already revoked`);
     const revokedAt = toDbTime();
     await trx
       .updateTable('partner_keys')

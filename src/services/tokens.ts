@@ -88,6 +88,10 @@ export async function listServiceTokens(
   return pageOf(SERVICE_TOKENS, rows, page);
 }
 
+/**
+ * Revokes a service token: 404 when the tenant has no such token, 409 KG_ALREADY_REVOKED when it
+ * was revoked before.
+ */
 export async function revokeServiceToken(
   ctx: ServiceContext,
   actor: Actor,
@@ -105,8 +109,17 @@ export async function revokeServiceToken(
       .where('tenant_id', '=', tenantId)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0)
-      throw new KeygateError('KG_NOT_FOUND', `service token ${id} not found`);
+    if (Number(res.numUpdatedRows) === 0) {
+      const existing = await trx
+        .selectFrom('service_tokens')
+        .select('id')
+        .where('id', '=', id)
+        .where('tenant_id', '=', tenantId)
+        .executeTakeFirst();
+      throw existing
+        ? new KeygateError('KG_ALREADY_REVOKED', `service token ${id} is already revoked`)
+        : new KeygateError('KG_NOT_FOUND', `service token ${id} not found`);
+    }
     await recordAdminAudit(trx, actor, {
       tenantId,
       action: 'service-token.revoke',
@@ -274,7 +287,10 @@ export async function listAdminTokens(
   }));
 }
 
-/** Revokes an admin token of a tenant (or with `tenant: null` a gateway-wide one); 404 when unknown or already revoked. */
+/**
+ * Revokes an admin token of a tenant (or with `tenant: null` a gateway-wide one): 404 when the
+ * scope has no such token, 409 KG_ALREADY_REVOKED when it was revoked before.
+ */
 export async function revokeAdminToken(
   ctx: ServiceContext,
   actor: Actor,
@@ -291,8 +307,16 @@ export async function revokeAdminToken(
     update =
       tenantId === null ? update.where('tenant_id', 'is', null) : update.where('tenant_id', '=', tenantId);
     const res = await update.executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0)
-      throw new KeygateError('KG_NOT_FOUND', `admin token ${input.id} not found`);
+    if (Number(res.numUpdatedRows) === 0) {
+      let existing = trx.selectFrom('admin_tokens').select('id').where('id', '=', input.id);
+      existing =
+        tenantId === null
+          ? existing.where('tenant_id', 'is', null)
+          : existing.where('tenant_id', '=', tenantId);
+      throw (await existing.executeTakeFirst())
+        ? new KeygateError('KG_ALREADY_REVOKED', `admin token ${input.id} is already revoked`)
+        : new KeygateError('KG_NOT_FOUND', `admin token ${input.id} not found`);
+    }
     await recordAdminAudit(trx, actor, {
       tenantId,
       action: 'admin-token.revoke',

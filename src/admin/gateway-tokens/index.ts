@@ -57,7 +57,7 @@ export const revokeGatewayTokenRoute = createRoute({
   security: BEARER,
   'x-keygate-permission': 'gateway-token.manage',
   request: { params: z.object({ tokenId: idParam('tokenId', 'Admin token id') }) },
-  responses: { ...noContent, ...errorResponses(404) },
+  responses: { ...noContent, ...errorResponses(404, 409) },
 });
 
 export function registerGatewayTokenRoutes(app: AdminApp, { ctx }: AdminDeps): void {

@@ -12,7 +12,7 @@ export const revokeMemberRoute = createRoute({
   security: BEARER,
   'x-keygate-permission': 'member.manage',
   request: { params: z.object({ tenant: tenantParam, tokenId: idParam('tokenId', 'Admin token id') }) },
-  responses: { ...noContent, ...errorResponses(404) },
+  responses: { ...noContent, ...errorResponses(404, 409) },
 });
 
 export function registerRevokeMember(app: AdminApp, { ctx }: AdminDeps): void {

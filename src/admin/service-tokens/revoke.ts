@@ -12,7 +12,7 @@ export const revokeServiceTokenRoute = createRoute({
   security: BEARER,
   'x-keygate-permission': 'service-token.manage',
   request: { params: z.object({ tenant: tenantParam, tokenId: idParam('tokenId', 'Service token id') }) },
-  responses: { ...noContent, ...errorResponses(404) },
+  responses: { ...noContent, ...errorResponses(404, 409) },
 });
 
 export function registerRevokeServiceToken(app: AdminApp, { ctx }: AdminDeps): void {
