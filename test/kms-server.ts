@@ -2,7 +2,8 @@
  * A KMS-protocol server for tests: the AWS JSON 1.1 protocol (`POST /`, `X-Amz-Target:
  * TrentService.<Operation>`, base64 blobs) for GenerateDataKey, Encrypt and Decrypt, so the real
  * @aws-sdk/client-kms talks to it over HTTP. SigV4 contents are not verified, but the
- * Authorization header must be there. A test can take it down, slow it and count its calls.
+ * Authorization header must be there. A test can take it down, slow it, make it answer every
+ * call with an error and count its calls.
  */
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -23,7 +24,10 @@ export interface KmsServer {
   resetCalls(): void;
   /** Drops every open connection and resets new ones until up(). */
   down(): void;
+  /** Undoes down() and failWith(). */
   up(): void;
+  /** Answers every call with this error (e.g. ThrottlingException 400, KMSInternalException 500) until up(). */
+  failWith(type: string, status: number): void;
   /** Delays every answer by `ms` (0 turns it off). */
   slow(ms: number): void;
   close(): Promise<void>;
@@ -49,6 +53,7 @@ export async function startKmsServer({ region = 'us-east-1' }: { region?: string
   const sockets = new Set<Socket>();
   let isDown = false;
   let delayMs = 0;
+  let failure: KmsError | undefined;
 
   const createKey = () => {
     const arn = `arn:aws:kms:${region}:${ACCOUNT}:key/${randomUUID()}`;
@@ -170,6 +175,7 @@ export async function startKmsServer({ region = 'us-east-1' }: { region?: string
       if (!Object.hasOwn(operations, operation)) {
         throw new KmsError('UnknownOperationException', `Unknown operation ${String(target)}`);
       }
+      if (failure) throw failure;
       let input: unknown;
       try {
         input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
@@ -224,6 +230,10 @@ export async function startKmsServer({ region = 'us-east-1' }: { region?: string
     },
     up() {
       isDown = false;
+      failure = undefined;
+    },
+    failWith(type, status) {
+      failure = new KmsError(type, `${type} (made by the test)`, status);
     },
     slow(ms) {
       delayMs = ms;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
 import { ConfigError } from '../config.ts';
-import { createKeyProvider, type KeyProvider } from './key-provider.ts';
+import { createKeyProvider, DataKeyRefusedError, type KeyProvider } from './key-provider.ts';
 
 const credentials = { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' };
 
@@ -78,12 +78,32 @@ describe('local key provider', () => {
     const a = local(path.join(dir, 'a.key'));
     const b = local(path.join(dir, 'b.key'));
     const dataKey = await a.generateDataKey();
-    await expect(b.decryptDataKey(dataKey.wrapped, dataKey.keyId)).rejects.toThrow(
-      'was the master key file replaced',
-    );
+    const otherMaster = await failure(b.decryptDataKey(dataKey.wrapped, dataKey.keyId));
+    expect(otherMaster).toBeInstanceOf(DataKeyRefusedError);
+    expect(otherMaster.message).toContain('was the master key file replaced');
     const tampered = Buffer.from(dataKey.wrapped);
     tampered[20]! ^= 1;
-    await expect(a.decryptDataKey(tampered, dataKey.keyId)).rejects.toThrow('does not unwrap');
+    const altered = await failure(a.decryptDataKey(tampered, dataKey.keyId));
+    expect(altered).toBeInstanceOf(DataKeyRefusedError);
+    expect(altered.message).toContain('does not unwrap');
+    await expect(a.decryptDataKey(Buffer.alloc(0), dataKey.keyId)).rejects.toBeInstanceOf(
+      DataKeyRefusedError,
+    );
+  });
+
+  it('does not call an unreadable master key file a refusal: that may be fixed', async () => {
+    const file = path.join(dir, 'fixable.key');
+    const provider = local(file);
+    const dataKey = await provider.generateDataKey();
+    const failing = local(file);
+    chmodSync(file, 0o644);
+    const err = await failure(failing.decryptDataKey(dataKey.wrapped, dataKey.keyId));
+    expect(err).not.toBeInstanceOf(DataKeyRefusedError);
+    expect(err.message).toContain('0644');
+    chmodSync(file, 0o600);
+    expect((await failing.decryptDataKey(dataKey.wrapped, dataKey.keyId)).equals(dataKey.plaintext)).toBe(
+      true,
+    );
   });
 });
 
@@ -147,12 +167,44 @@ describe('aws-kms key provider against the KMS-protocol server', () => {
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
-  it('refuses a data key wrapped under another key', async () => {
+  it('refuses a data key wrapped under another key, or altered, as a DataKeyRefusedError', async () => {
     const provider = awsKms(server.keyArn);
     const dataKey = await provider.generateDataKey();
     const other = server.createKey();
-    await expect(provider.decryptDataKey(dataKey.wrapped, other)).rejects.toThrow(
-      `the wrapped data key does not belong to key ${other}`,
+    const incorrectKey = await failure(provider.decryptDataKey(dataKey.wrapped, other));
+    expect(incorrectKey).toBeInstanceOf(DataKeyRefusedError);
+    expect(incorrectKey.message).toBe(
+      `KMS Decrypt: the wrapped data key does not belong to key ${other} or was altered (IncorrectKeyException)`,
+    );
+    const tampered = Buffer.from(dataKey.wrapped);
+    tampered[tampered.length - 1]! ^= 1;
+    const invalid = await failure(provider.decryptDataKey(tampered, dataKey.keyId));
+    expect(invalid).toBeInstanceOf(DataKeyRefusedError);
+    expect(invalid.message).toContain('(InvalidCiphertextException)');
+    await expect(provider.decryptDataKey(Buffer.alloc(0), dataKey.keyId)).rejects.toBeInstanceOf(
+      DataKeyRefusedError,
+    );
+  });
+
+  it('does not call a KMS that is down, slow, throttling or failing a refusal', async () => {
+    const provider = awsKms(server.keyArn, { requestTimeoutMs: 300 });
+    const dataKey = await provider.generateDataKey();
+    const faults: Array<[string, () => void]> = [
+      ['down', () => server.down()],
+      ['slow', () => server.slow(3000)],
+      ['throttling', () => server.failWith('ThrottlingException', 400)],
+      ['failing', () => server.failWith('KMSInternalException', 500)],
+    ];
+    for (const [fault, start] of faults) {
+      start();
+      const err = await failure(provider.decryptDataKey(dataKey.wrapped, dataKey.keyId));
+      expect(err, fault).toBeInstanceOf(Error);
+      expect(err, fault).not.toBeInstanceOf(DataKeyRefusedError);
+      server.up();
+      server.slow(0);
+    }
+    expect((await provider.decryptDataKey(dataKey.wrapped, dataKey.keyId)).equals(dataKey.plaintext)).toBe(
+      true,
     );
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Key providers wrap and unwrap data keys: `local` (a 256-bit master key file, the embedded
  * default) and `aws-kms` (GenerateDataKey / Decrypt through @aws-sdk/client-kms).
- * Errors name the setting to fix and never carry key material.
+ * Errors name the setting to fix and never carry key material. An unwrap that the provider
+ * refuses for good is a DataKeyRefusedError; any other failure may pass (KMS down, slow,
+ * throttled, failing).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { link, mkdir, open, unlink } from 'node:fs/promises';
@@ -19,9 +21,22 @@ export interface DataKey {
   keyId: string;
 }
 
+/**
+ * The key provider answered and refused to unwrap this data key: the wrapped bytes were altered,
+ * or they belong to another master key. Asking again gets the same answer, so it is a fault of
+ * the values sealed under it, not of the key provider.
+ */
+export class DataKeyRefusedError extends Error {
+  override name = 'DataKeyRefusedError';
+}
+
 export interface KeyProvider {
   readonly name: 'local' | 'aws-kms';
   generateDataKey(): Promise<DataKey>;
+  /**
+   * Throws DataKeyRefusedError when the provider says the wrapped key is not valid, and any
+   * other error when it could not say (unreachable, slow, throttled, failing, misconfigured).
+   */
   decryptDataKey(wrapped: Buffer, keyId: string): Promise<Buffer>;
   /**
    * Start-up check: makes sure keys can be generated and unwrapped. Throws a ConfigError whose
@@ -76,15 +91,19 @@ export function createLocalKeyProvider(masterKeyFile: string): KeyProvider {
     },
     async decryptDataKey(wrapped, keyId) {
       const current = await load();
+      // This process holds one master key and never another: a key wrapped under any other one
+      // will not unwrap here however often it is asked.
       if (keyId !== current.keyId) {
-        throw new Error(
+        throw new DataKeyRefusedError(
           `data key was wrapped under master key ${keyId}, but ${masterKeyFile} holds ${current.keyId} (was the master key file replaced?)`,
         );
       }
       try {
         return decryptGcm(current.key, wrapped, wrapAad(keyId));
       } catch {
-        throw new Error(`data key does not unwrap under the master key in ${masterKeyFile} (altered?)`);
+        throw new DataKeyRefusedError(
+          `data key does not unwrap under the master key in ${masterKeyFile} (altered?)`,
+        );
       }
     },
     async check() {
@@ -209,7 +228,11 @@ export function createAwsKmsKeyProvider(
     } else if (name === 'UnrecognizedClientException' || name === 'InvalidSignatureException') {
       message = `AWS credentials: rejected by KMS (${name})`;
     } else if (name === 'InvalidCiphertextException' || name === 'IncorrectKeyException') {
-      message = `KMS ${operation}: the wrapped data key does not belong to key ${keyId} or was altered (${name})`;
+      // KMS read the blob and refused it; anything else (throttling, 5xx, timeouts) may pass.
+      return new DataKeyRefusedError(
+        `KMS ${operation}: the wrapped data key does not belong to key ${keyId} or was altered (${name})`,
+        { cause: err },
+      );
     } else {
       message = `KMS ${operation} with key ${keyId} failed (${name}, HTTP ${e.$metadata.httpStatusCode})`;
     }
@@ -241,6 +264,8 @@ export function createAwsKmsKeyProvider(
       };
     },
     async decryptDataKey(wrapped, keyId) {
+      // KMS would answer ValidationException, which reads like a fault of the request.
+      if (wrapped.length === 0) throw new DataKeyRefusedError('KMS Decrypt: the wrapped data key is empty');
       let out: { Plaintext?: Uint8Array };
       try {
         out = await client.send(
