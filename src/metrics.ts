@@ -76,6 +76,14 @@ export function createMetrics() {
           this.set(stats().queued);
         },
       });
+      new Gauge({
+        name: 'keygate_audit_spool_bytes',
+        help: 'Bytes in the audit spool (active and sealed files); at KEYGATE_AUDIT_SPOOL_MAX_BYTES inbound calls are refused',
+        registers: [registry],
+        collect() {
+          this.set(stats().spoolBytes);
+        },
+      });
       new Counter({
         name: 'keygate_audit_rows_total',
         help: 'Audit rows by what became of them: written to MySQL, spooled, replayed from the spool, rejected by MySQL, dropped',
@@ -87,6 +95,21 @@ export function createMetrics() {
           for (const result of ['written', 'spooled', 'replayed', 'rejected', 'dropped'] as const) {
             this.inc({ result }, now[result]);
           }
+        },
+      });
+    },
+    /** Exports the secret store's count of unreadable secrets per tenant and provider, read at scrape time. */
+    watchUnreadableSecrets(
+      counts: () => ReadonlyArray<{ tenantId: string; provider: string; count: number }>,
+    ): void {
+      new Gauge({
+        name: 'keygate_unreadable_secrets',
+        help: 'Provider secrets that are set but cannot be decrypted, per tenant and provider, as of their latest load on this node',
+        labelNames: ['tenant', 'provider'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const c of counts()) this.set({ tenant: c.tenantId, provider: c.provider }, c.count);
         },
       });
     },

@@ -1,12 +1,12 @@
 /**
- * One provider secret whose ciphertext was altered in the database: the proxy keeps serving the
- * requests that do not need it, and fails the ones that do with KG_SECRET_UNREADABLE naming it,
- * never showing a value, in the answer or in the log.
+ * One provider secret whose ciphertext or wrapped data key was altered in the database: the proxy
+ * keeps serving the requests that do not need it, and fails the ones that do with
+ * KG_SECRET_UNREADABLE naming it, never showing a value, in the answer or in the log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setUpProvider, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { captureLogLines } from './helpers/log-lines.ts';
-import { corruptCiphertext } from './helpers/secrets.ts';
+import { corruptCiphertext, corruptWrappedKey } from './helpers/secrets.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 const SECRETS = {
@@ -100,7 +100,8 @@ describe('a provider secret that cannot be decrypted', () => {
     await corrupt(withAes.tenantId, 'acme-aes', 'AesKey');
     await expectUnreadable(await call(withAes.serviceToken, 'acme-aes', '/x'), 'AesKey', 'acme-aes');
 
-    // One error line per load naming the secret, not one per request; no value anywhere in the log.
+    // One error line naming the secret when it is found unreadable, not one per request; no value
+    // anywhere in the log.
     const parsed = logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const loadErrors = parsed.filter((l) =>
       l.msg?.toString().startsWith('provider secrets cannot be decrypted'),
@@ -112,5 +113,72 @@ describe('a provider secret that cannot be decrypted', () => {
     ]);
     const all = logLines.join('\n');
     for (const value of VALUE_FRAGMENTS) expect(all).not.toContain(value);
+  });
+
+  it('treats a secret whose wrapped data key was altered the same way, and logs it once', async () => {
+    const { tenantId, serviceToken } = await setUpProvider(
+      gw,
+      {
+        name: 'acme-wrapped',
+        mode: 'script',
+        prefixUrl: upstream.url,
+        request: `function (h, p, b, AppKey) {
+          h.set('x-sig', hmac_sha256(secret('AppSecret'), AppKey + h.getURI()));
+          if (h.getURI().startsWith('/rsa')) h.set('x-rsa', sha256(secret('RsaKey')));
+        }`,
+      },
+      { AppKey: SECRETS.AppKey, AppSecret: SECRETS.AppSecret, RsaKey: SECRETS.RsaKey },
+    );
+    await corruptWrappedKey(gw.database.db, tenantId, 'acme-wrapped', 'RsaKey');
+    const rows = await gw.database.db
+      .selectFrom('secrets')
+      .select(['ciphertext', 'wrapped_key'])
+      .where('tenant_id', '=', tenantId)
+      .execute();
+
+    const sentBefore = upstream.received.length;
+    expect((await call(serviceToken, 'acme-wrapped', '/orders')).status).toBe(200);
+    await expectUnreadable(
+      await call(serviceToken, 'acme-wrapped', '/rsa/sign'),
+      'RsaKey',
+      'acme-wrapped',
+      false,
+    );
+    expect(upstream.received.length).toBe(sentBefore + 1);
+
+    // Another secret set reloads the provider: RsaKey is found again, and not logged again.
+    await gw.services.secrets.set(tenantId, 'acme-wrapped', 'Region', 'eu-west-1');
+    expect((await call(serviceToken, 'acme-wrapped', '/orders/2')).status).toBe(200);
+    await expectUnreadable(
+      await call(serviceToken, 'acme-wrapped', '/rsa/sign'),
+      'RsaKey',
+      'acme-wrapped',
+      false,
+    );
+
+    expect((await gw.services.secrets.loadProviderSecrets(tenantId, 'acme-wrapped')).values.Region).toBe(
+      'eu-west-1',
+    );
+
+    const loadErrors = log.lines.filter(
+      (l) =>
+        l.provider === 'acme-wrapped' &&
+        l.msg === 'provider secrets cannot be decrypted; the others are served',
+    );
+    expect(loadErrors).toEqual([
+      expect.objectContaining({ level: 50, tenantId, unreadableSecrets: ['RsaKey'] }),
+    ]);
+    expect((loadErrors[0]!.causes as Record<string, string>).RsaKey).toMatch(
+      /^the key provider refused its wrapped data key: /,
+    );
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    expect(metrics).toContain(`keygate_unreadable_secrets{tenant="${tenantId}",provider="acme-wrapped"} 1\n`);
+
+    const all = log.raw.join('\n');
+    for (const value of VALUE_FRAGMENTS) expect(all).not.toContain(value);
+    for (const row of rows) {
+      expect(all).not.toContain(row.ciphertext.slice(8, 32));
+      expect(all).not.toContain(row.wrapped_key.slice(8, 32));
+    }
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { KyselyPlugin } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
-import { corruptCiphertext } from '../../test/helpers/secrets.ts';
+import { corruptCiphertext, corruptWrappedKey } from '../../test/helpers/secrets.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/helpers/tcp-proxy.ts';
 import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
 import { isKeygateError, type KeygateError, toProblem } from '../errors.ts';
@@ -81,6 +81,20 @@ function expectNoValues(...things: unknown[]) {
     .join('\n');
   for (const value of [APP_KEY, APP_SECRET, AES_KEY, RSA_KEY, 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC']) {
     expect(text).not.toContain(value);
+  }
+}
+
+/** Nor any stored ciphertext or wrapped key, whole or in part. */
+function expectNoSealedBytes(
+  rows: ReadonlyArray<{ ciphertext: string; wrapped_key: string }>,
+  ...things: unknown[]
+) {
+  const text = JSON.stringify(things);
+  for (const row of rows) {
+    for (const sealed of [row.ciphertext, row.wrapped_key]) {
+      expect(text).not.toContain(sealed.slice(8, 32));
+      expect(text).not.toContain(Buffer.from(sealed, 'base64').toString('hex').slice(16, 48));
+    }
   }
 }
 
@@ -288,31 +302,109 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
     // A secret that is not set is still reported as such.
     expect(thrown(() => requireSecret(loaded, 'acme', 'AesIV')).code).toBe('KG_SECRET_MISSING');
 
-    // Logged at error level once per load, naming the secret; a cached read logs nothing more.
-    expect(logger.lines).toEqual([
+    // Logged at error level when found, naming the secret and what failed.
+    const CIPHERTEXT_FAILS = 'its ciphertext does not authenticate under its data key';
+    const WRAPPED_KEY_REFUSED = expect.stringMatching(/^the key provider refused its wrapped data key: /);
+    const logged = (names: string[], cause: unknown = CIPHERTEXT_FAILS) =>
       expect.objectContaining({
         level: 'error',
         obj: expect.objectContaining({
           tenantId: 'ten_bad',
           provider: 'acme',
-          unreadableSecrets: ['RsaKey'],
+          unreadableSecrets: names,
+          causes: Object.fromEntries(names.map((name) => [name, cause])),
         }),
         msg: 'provider secrets cannot be decrypted; the others are served',
-      }),
-    ]);
+      });
+    expect(logger.lines).toEqual([logged(['RsaKey'])]);
+    expect(reader.unreadableCounts()).toEqual([{ tenantId: 'ten_bad', provider: 'acme', count: 1 }]);
+    // Not again while it stays as it is: neither a cached read nor the loads that find it again.
     expect(await reader.loadProviderSecrets('ten_bad', 'acme')).toBe(loaded);
+    for (let i = 0; i < 3; i++) {
+      reader.invalidate('ten_bad', 'acme');
+      expect((await reader.loadProviderSecrets('ten_bad', 'acme')).unreadable).toEqual(new Set(['RsaKey']));
+    }
     expect(logger.lines).toHaveLength(1);
-    reader.invalidate('ten_bad', 'acme');
-    await reader.loadProviderSecrets('ten_bad', 'acme');
-    expect(logger.lines.map((l) => l.level)).toEqual(['error', 'error']);
-    expectNoValues(err, toProblem(err), logger.lines);
 
-    // Setting it again repairs it.
+    // Altered anew (its wrapped key, now): logged anew, once.
+    await corruptWrappedKey(t.db, 'ten_bad', 'acme', 'RsaKey');
+    for (let i = 0; i < 2; i++) {
+      reader.invalidate('ten_bad', 'acme');
+      await reader.loadProviderSecrets('ten_bad', 'acme');
+    }
+    expect(logger.lines).toEqual([logged(['RsaKey']), logged(['RsaKey'], WRAPPED_KEY_REFUSED)]);
+    const rows = await t.db.selectFrom('secrets').selectAll().where('tenant_id', '=', 'ten_bad').execute();
+    expectNoValues(err, toProblem(err), logger.lines);
+    expectNoSealedBytes(rows, logger.lines);
+
+    // Setting it again repairs it; altered after that, it is news again.
     await writer.set('ten_bad', 'acme', 'RsaKey', RSA_KEY);
     reader.invalidate('ten_bad', 'acme');
     const repaired = await reader.loadProviderSecrets('ten_bad', 'acme');
     expect(repaired.values.RsaKey).toBe(RSA_KEY);
     expect(repaired.unreadable).toBeUndefined();
+    expect(reader.unreadableCounts()).toEqual([]);
+    expect(logger.lines).toHaveLength(2);
+    await corruptCiphertext(t.db, 'ten_bad', 'acme', 'RsaKey');
+    reader.invalidate('ten_bad', 'acme');
+    await reader.loadProviderSecrets('ten_bad', 'acme');
+    expect(logger.lines).toEqual([
+      logged(['RsaKey']),
+      logged(['RsaKey'], WRAPPED_KEY_REFUSED),
+      logged(['RsaKey']),
+    ]);
+  });
+
+  it('isolates a secret whose wrapped data key the local master key refuses: altered, or under another', async () => {
+    const writer = store(localProvider());
+    await setSeedSecrets(writer, 'ten_wk', 'acme');
+    await writer.set('ten_wk', 'acme', 'RsaKey', RSA_KEY);
+    await corruptWrappedKey(t.db, 'ten_wk', 'acme', 'RsaKey');
+    // A row sealed by a node with another master key file (copied from another installation).
+    const otherDir = mkdtempSync(path.join(os.tmpdir(), 'keygate-store-other-'));
+    cleanups.push(() => rmSync(otherDir, { recursive: true, force: true }));
+    const otherMaster = createKeyProvider({
+      provider: 'local',
+      masterKeyFile: path.join(otherDir, 'master.key'),
+    });
+    await store(otherMaster).set('ten_wk', 'acme', 'Region', 'eu-west-1');
+
+    const logger = captureLogger();
+    const reader = store(localProvider(), { logger });
+    const loaded = await reader.loadProviderSecrets('ten_wk', 'acme');
+    expect({ ...loaded.values }).toEqual({ AppKey: APP_KEY, AppSecret: APP_SECRET, AesKey: AES_KEY });
+    expect(loaded.unreadable).toEqual(new Set(['RsaKey', 'Region']));
+    expect(requireSecret(loaded, 'acme', 'AppSecret')).toBe(APP_SECRET);
+    for (const name of ['RsaKey', 'Region']) {
+      const err = thrown(() => requireSecret(loaded, 'acme', name));
+      expect(err).toMatchObject({ code: 'KG_SECRET_UNREADABLE', status: 500 });
+      expect(err.message).toBe(
+        `secret "${name}" of provider "acme" cannot be decrypted: it is bound to another place or was altered; set it again`,
+      );
+      expectNoValues(err, toProblem(err));
+    }
+
+    expect(logger.lines).toHaveLength(1);
+    expect(logger.lines[0]).toMatchObject({
+      level: 'error',
+      obj: { tenantId: 'ten_wk', provider: 'acme', unreadableSecrets: ['Region', 'RsaKey'] },
+    });
+    const { causes } = logger.lines[0]!.obj as { causes: Record<string, string> };
+    expect(causes.RsaKey).toMatch(/^the key provider refused its wrapped data key: .*\(altered\?\)$/);
+    expect(causes.Region).toContain('was the master key file replaced?');
+    reader.invalidate('ten_wk', 'acme');
+    await reader.loadProviderSecrets('ten_wk', 'acme');
+    expect(logger.lines).toHaveLength(1);
+    expect(reader.unreadableCounts()).toEqual([{ tenantId: 'ten_wk', provider: 'acme', count: 2 }]);
+    const rows = await t.db.selectFrom('secrets').selectAll().where('tenant_id', '=', 'ten_wk').execute();
+    expectNoValues(logger.lines);
+    expectNoSealedBytes(rows, logger.lines);
+
+    await writer.set('ten_wk', 'acme', 'RsaKey', RSA_KEY);
+    reader.invalidate('ten_wk', 'acme');
+    const repaired = await reader.loadProviderSecrets('ten_wk', 'acme');
+    expect(repaired.values.RsaKey).toBe(RSA_KEY);
+    expect(repaired.unreadable).toEqual(new Set(['Region']));
   });
 
   it('seals other values under the caller binding', async () => {
@@ -469,6 +561,87 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
       const err = await rejection(store(awsProvider()).loadProviderSecrets('ten_both', 'acme'));
       expect(err).toMatchObject({ code: 'KG_SECRETS_UNAVAILABLE', status: 503 });
       expectNoValues(err, logger.lines);
+    });
+
+    it('isolates a secret whose wrapped data key KMS refuses: InvalidCiphertext, IncorrectKey', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_kmswk', 'acme');
+      await writer.set('ten_kmswk', 'acme', 'RsaKey', RSA_KEY);
+      await corruptWrappedKey(t.db, 'ten_kmswk', 'acme', 'RsaKey');
+      // A data key of its own (another store issues another), then the row names another KMS key
+      // than the one that wrapped it.
+      await store(awsProvider()).set('ten_kmswk', 'acme', 'Region', 'eu-west-1');
+      await t.db
+        .updateTable('secrets')
+        .set({ kms_key_id: kms.createKey() })
+        .where('tenant_id', '=', 'ten_kmswk')
+        .where('name', '=', 'Region')
+        .execute();
+
+      const logger = captureLogger();
+      const reader = store(awsProvider(), { logger });
+      const loaded = await reader.loadProviderSecrets('ten_kmswk', 'acme');
+      expect({ ...loaded.values }).toEqual({ AppKey: APP_KEY, AppSecret: APP_SECRET, AesKey: AES_KEY });
+      expect(loaded.unreadable).toEqual(new Set(['RsaKey', 'Region']));
+      const err = thrown(() => requireSecret(loaded, 'acme', 'RsaKey'));
+      expect(err).toMatchObject({ code: 'KG_SECRET_UNREADABLE', status: 500 });
+      expect(err.message).toBe(
+        'secret "RsaKey" of provider "acme" cannot be decrypted: it is bound to another place or was altered; set it again',
+      );
+
+      expect(logger.lines).toHaveLength(1);
+      expect(logger.lines[0]).toMatchObject({
+        level: 'error',
+        obj: { tenantId: 'ten_kmswk', provider: 'acme', unreadableSecrets: ['Region', 'RsaKey'] },
+      });
+      const { causes } = logger.lines[0]!.obj as { causes: Record<string, string> };
+      expect(causes.RsaKey).toContain('(InvalidCiphertextException)');
+      expect(causes.Region).toContain('(IncorrectKeyException)');
+      reader.invalidate('ten_kmswk', 'acme');
+      await reader.loadProviderSecrets('ten_kmswk', 'acme');
+      expect(logger.lines).toHaveLength(1);
+      const rows = await t.db
+        .selectFrom('secrets')
+        .selectAll()
+        .where('tenant_id', '=', 'ten_kmswk')
+        .execute();
+      expectNoValues(err, toProblem(err), logger.lines);
+      expectNoSealedBytes(rows, logger.lines);
+    });
+
+    it('keeps a KMS that is down, throttling or failing transient when a wrapped key is also refused', async () => {
+      const writer = store(awsProvider());
+      await setSeedSecrets(writer, 'ten_kmsdown', 'acme');
+      await writer.set('ten_kmsdown', 'acme', 'RsaKey', RSA_KEY);
+      await corruptWrappedKey(t.db, 'ten_kmsdown', 'acme', 'RsaKey');
+
+      const logger = captureLogger();
+      const reader = store(awsProvider(), { cacheTtlMs: 50, dataKeyTtlMs: 50, logger });
+      const loaded = await reader.loadProviderSecrets('ten_kmsdown', 'acme');
+      expect(loaded.unreadable).toEqual(new Set(['RsaKey']));
+      const faults: Array<[string, () => void]> = [
+        ['down', () => kms.down()],
+        ['throttling', () => kms.failWith('ThrottlingException', 400)],
+        ['failing', () => kms.failWith('KMSInternalException', 500)],
+      ];
+      for (const [fault, start] of faults) {
+        start();
+        await sleep(80); // the cache entry and the data key are past their TTL
+        const warnings = logger.lines.filter((l) => l.level === 'warn').length;
+        // Served from the last-known-good copy while a refresh fails in the background...
+        expect(await reader.loadProviderSecrets('ten_kmsdown', 'acme'), fault).toBe(loaded);
+        await waitFor(() => logger.lines.filter((l) => l.level === 'warn').length > warnings);
+        expect(logger.lines.at(-1), fault).toMatchObject({
+          level: 'warn',
+          obj: { provider: 'acme', servingLastKnownGood: true },
+        });
+        // ...and a node that never loaded the provider answers 503, not KG_SECRET_UNREADABLE.
+        const err = await rejection(store(awsProvider()).loadProviderSecrets('ten_kmsdown', 'acme'));
+        expect(err, fault).toMatchObject({ code: 'KG_SECRETS_UNAVAILABLE', status: 503 });
+        kms.up();
+      }
+      expect(logger.lines.filter((l) => l.level === 'error')).toHaveLength(1);
+      expectNoValues(logger.lines);
     });
 
     it('serves the last-known-good copy when the KMS is slower than the request timeout', async () => {

@@ -3,12 +3,13 @@
  * data key that the key provider wraps), with a last-known-good in-memory cache for the proxy's
  * hot path. Values never appear in errors or logs.
  */
+import { createHash } from 'node:crypto';
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
 import { type Db, fromDbTime, toDbTime } from '../storage/db.ts';
 import { isDuplicateKey } from '../storage/write-conflicts.ts';
 import { bindingAad, openText, sealText } from './envelope.ts';
-import type { KeyProvider } from './key-provider.ts';
+import { DataKeyRefusedError, type KeyProvider } from './key-provider.ts';
 import { createMasker, type Masker } from './mask.ts';
 
 export interface ProviderSecrets {
@@ -19,9 +20,10 @@ export interface ProviderSecrets {
   /** Masks the sensitive values in any text; built once per load. */
   mask: Masker;
   /**
-   * Names of secrets that are set but whose ciphertext does not decrypt (altered, or bound to
-   * another place): not in `values`, and a request that needs one fails with
-   * KG_SECRET_UNREADABLE. Absent when every secret decrypted, so the hot path checks one field.
+   * Names of secrets that are set but do not decrypt: the ciphertext is altered or bound to another
+   * place, or the key provider refused its wrapped data key. Not in `values`, and a request that
+   * needs one fails with KG_SECRET_UNREADABLE. Absent when every secret decrypted, so the hot path
+   * checks one field.
    */
   unreadable?: ReadonlySet<string>;
 }
@@ -68,11 +70,14 @@ export interface SecretStore {
    * Hot path, called by every proxied request: answered from memory when cached, refreshed in
    * the background after `cacheTtlMs`; while the database or KMS is unreachable the last-known-good
    * copy keeps serving. A provider never loaded then fails with KG_SECRETS_UNAVAILABLE (503).
-   * A secret whose ciphertext does not decrypt is a permanent fault of that row, not of the
-   * provider: it is listed in `unreadable` (and logged at error level once per load) while the
-   * others load.
+   * A secret whose ciphertext does not decrypt, or whose wrapped data key the key provider
+   * refuses, is a lasting fault of that row, not of the provider: it is listed in `unreadable`
+   * (and logged at error level when it becomes unreadable, not on every load) while the others
+   * load.
    */
   loadProviderSecrets(tenantId: string, provider: string): Promise<ProviderSecrets>;
+  /** Per tenant and provider with any, how many secrets its latest load found unreadable. */
+  unreadableCounts(): Array<{ tenantId: string; provider: string; count: number }>;
   /** The next load waits for fresh values (falling back to the cached copy if that fails). */
   invalidate(tenantId: string, provider: string): void;
   /** Seals any other value kept encrypted at rest (partner-key secrets); `aad` is the caller's binding. */
@@ -110,6 +115,14 @@ interface ProviderState {
   loading: Promise<ProviderSecrets> | undefined;
 }
 
+/** A secret left out of a load, as the log reports it. */
+interface UnreadableSecret {
+  /** A digest of the row's sealed columns, never logged: a row altered anew is reported anew. */
+  fingerprint: string;
+  /** Which part failed and what the key provider said; no bytes of either. */
+  cause: string;
+}
+
 interface EncryptionKey {
   key: Buffer;
   wrappedKey: string;
@@ -132,6 +145,11 @@ export function createSecretStore({
   const unwrapping = new Map<string, Promise<Buffer>>();
   const encryptionKeys = new Map<string, EncryptionKey>(); // by scope (tenant id)
   const generatingKeys = new Map<string, Promise<EncryptionKey>>();
+  // By cache key: the unreadable secrets already logged, name -> fingerprint.
+  const reportedUnreadable = new Map<
+    string,
+    { tenantId: string; provider: string; secrets: Map<string, string> }
+  >();
 
   // --- data keys ---------------------------------------------------------------------------
 
@@ -208,7 +226,10 @@ export function createSecretStore({
     };
   };
 
-  /** The data key of a sealed value; a KMS that does not unwrap it is a fault that may pass. */
+  /**
+   * The data key of a sealed value (`open`): any failure, a refusal included, is
+   * KG_SECRETS_UNAVAILABLE, as a ciphertext that does not decrypt is there.
+   */
   const dataKeyOf = async (sealed: Sealed, what: string): Promise<Buffer> => {
     try {
       return await unwrapDataKey(sealed.wrappedKey, sealed.kmsKeyId);
@@ -228,7 +249,10 @@ export function createSecretStore({
 
   // --- provider secrets ----------------------------------------------------------------------
 
-  const fetchProviderSecrets = async (tenantId: string, provider: string): Promise<ProviderSecrets> => {
+  const fetchProviderSecrets = async (
+    tenantId: string,
+    provider: string,
+  ): Promise<{ secrets: ProviderSecrets; unreadable: Map<string, UnreadableSecret> }> => {
     let rows: Array<{
       name: string;
       sensitive: number;
@@ -251,48 +275,87 @@ export function createSecretStore({
     }
     const values: Record<string, string> = Object.create(null);
     const sensitive = new Set<string>();
-    const unreadable = new Set<string>();
-    // An unwrap failure (KMS down or slow) fails the whole load, so the last-known-good copy
-    // serves on. A ciphertext that does not authenticate under its unwrapped data key will never
-    // decrypt, whatever is retried: only that secret is left out.
+    const unreadable = new Map<string, UnreadableSecret>();
+    // A key provider that could not answer (KMS down, slow, throttled, failing) fails the whole
+    // load, so the last-known-good copy serves on. A wrapped key it refused, or a ciphertext that
+    // does not authenticate under its data key, will never decrypt, whatever is retried: only the
+    // secrets sealed that way are left out.
     const opened = await Promise.all(
-      rows.map(async (row) => {
-        const sealed = { ciphertext: row.ciphertext, wrappedKey: row.wrapped_key, kmsKeyId: row.kms_key_id };
-        const key = await dataKeyOf(sealed, `secret "${row.name}" of provider "${provider}"`);
+      rows.map(async (row): Promise<string | UnreadableSecret> => {
+        const unreadableAs = (cause: string): UnreadableSecret => ({
+          fingerprint: createHash('sha256')
+            .update(`${row.kms_key_id}\0${row.wrapped_key}\0${row.ciphertext}`)
+            .digest('base64'),
+          cause,
+        });
+        let key: Buffer;
         try {
-          return openText(key, sealed.ciphertext, bindingAad(SECRET_AAD, tenantId, provider, row.name));
+          key = await unwrapDataKey(row.wrapped_key, row.kms_key_id);
+        } catch (err) {
+          if (err instanceof DataKeyRefusedError) {
+            return unreadableAs(`the key provider refused its wrapped data key: ${err.message}`);
+          }
+          throw unavailable(
+            `secret "${row.name}" of provider "${provider}" could not be decrypted: the key provider did not unwrap its data key`,
+            err,
+          );
+        }
+        try {
+          return openText(key, row.ciphertext, bindingAad(SECRET_AAD, tenantId, provider, row.name));
         } catch {
-          return undefined;
+          return unreadableAs('its ciphertext does not authenticate under its data key');
         }
       }),
     );
     rows.forEach((row, i) => {
-      const value = opened[i];
-      if (value === undefined) {
-        unreadable.add(row.name);
+      const value = opened[i]!;
+      if (typeof value !== 'string') {
+        unreadable.set(row.name, value);
         return;
       }
       values[row.name] = value;
       if (row.sensitive) sensitive.add(row.name);
     });
-    if (unreadable.size > 0) {
-      logger.error(
-        {
-          tenantId,
-          provider,
-          unreadableSecrets: [...unreadable].sort(),
-          reason:
-            'bound to another place or altered; calls that need them fail with KG_SECRET_UNREADABLE until they are set again',
-        },
-        'provider secrets cannot be decrypted; the others are served',
-      );
-    }
     return {
-      values: Object.freeze(values),
-      sensitive,
-      mask: createMasker([...sensitive].map((name) => values[name]!)),
-      ...(unreadable.size > 0 ? { unreadable } : {}),
+      secrets: {
+        values: Object.freeze(values),
+        sensitive,
+        mask: createMasker([...sensitive].map((name) => values[name]!)),
+        ...(unreadable.size > 0 ? { unreadable: new Set(unreadable.keys()) } : {}),
+      },
+      unreadable,
     };
+  };
+
+  /**
+   * Logs the secrets this load found unreadable that were not already: every load finds them
+   * again (every `cacheTtlMs` while the provider is in use), and one line each time they went
+   * bad is what an operator can act on. A secret altered anew, or readable in between, is
+   * logged again.
+   */
+  const reportUnreadable = (tenantId: string, provider: string, found: Map<string, UnreadableSecret>) => {
+    const key = cacheKey(tenantId, provider);
+    const before = reportedUnreadable.get(key)?.secrets;
+    const news = [...found]
+      .filter(([name, { fingerprint }]) => before?.get(name) !== fingerprint)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (found.size === 0) reportedUnreadable.delete(key);
+    else {
+      const secrets = new Map([...found].map(([name, { fingerprint }]) => [name, fingerprint]));
+      reportedUnreadable.set(key, { tenantId, provider, secrets });
+    }
+    if (news.length === 0) return;
+    logger.error(
+      {
+        tenantId,
+        provider,
+        unreadableSecrets: news.map(([name]) => name),
+        causes: Object.fromEntries(news.map(([name, { cause }]) => [name, cause])),
+        reason:
+          'bound to another place or altered; calls that need them fail with KG_SECRET_UNREADABLE until they are set again',
+      },
+      'provider secrets cannot be decrypted; the others are served',
+    );
   };
 
   const stateOf = (key: string): ProviderState => {
@@ -310,8 +373,10 @@ export function createSecretStore({
     if (state.loading) return state.loading;
     const generation = state.generation;
     const loading = fetchProviderSecrets(tenantId, provider).then(
-      (secrets) => {
+      ({ secrets, unreadable }) => {
         if (state.generation === generation) {
+          // Only a current load says what is unreadable now; an older one could undo its report.
+          reportUnreadable(tenantId, provider, unreadable);
           state.secrets = secrets;
           state.stale = false;
           state.freshUntil = Date.now() + cacheTtlMs;
@@ -481,6 +546,14 @@ export function createSecretStore({
       state.generation++;
       state.stale = true;
       state.loading = undefined;
+    },
+
+    unreadableCounts() {
+      return [...reportedUnreadable.values()].map(({ tenantId, provider, secrets }) => ({
+        tenantId,
+        provider,
+        count: secrets.size,
+      }));
     },
 
     seal(aad, plaintext) {

@@ -91,6 +91,7 @@ export async function createServices(
 
     const metrics = createMetrics();
     const secrets = createSecretStore({ db, keyProvider, dataKeyTtlMs: config.dataKeyTtlMs, logger });
+    metrics.watchUnreadableSecrets(() => secrets.unreadableCounts());
     // Before the sandbox starts any thread, so that isolated-vm's threads inherit it.
     setTimerSlack(config.timerSlackUs);
     const sandbox = createSandbox(config.script);
