@@ -144,12 +144,3 @@ export function pageSchema<T extends z.ZodType>(item: T) {
       .openapi({ description: 'Pass as cursor for the next page; null on the last page' }),
   });
 }
-
-/** Storage timestamps (`YYYY-MM-DD HH:MM:SS.mmm`, UTC) -> ISO 8601; ISO input passes through. */
-export function isoTime(value: string): string;
-export function isoTime(value: string | null): string | null;
-export function isoTime(value: string | null): string | null {
-  if (value === null) return null;
-  if (value.includes('T')) return value;
-  return `${value.replace(' ', 'T')}Z`;
-}

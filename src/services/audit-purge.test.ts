@@ -32,6 +32,7 @@ describe.each(DIALECTS)('audit purge on %s', (dialect) => {
     expect(res.code, res.stderr).toBe(0);
     const out = JSON.parse(res.stdout) as { deleted: number; olderThan: string };
     expect(out.deleted).toBe(1203);
+    expect(out.olderThan).toBe(new Date(Date.parse(out.olderThan)).toISOString());
     const left = await t.db.selectFrom('audit_log').select('request_id').execute();
     expect(left.map((r) => r.request_id)).toEqual(['recent-0']);
 

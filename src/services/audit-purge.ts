@@ -19,10 +19,11 @@ export async function purgeAuditLog(
   input: { olderThanSeconds: number; now?: number },
 ): Promise<{ deleted: number; olderThan: string }> {
   authorize(actor, 'audit.purge', null);
-  const olderThan = toDbTime((input.now ?? Date.now()) - input.olderThanSeconds * 1000);
+  const cutoff = (input.now ?? Date.now()) - input.olderThanSeconds * 1000;
+  const olderThan = new Date(cutoff).toISOString();
   let deleted = 0;
   for (;;) {
-    const count = await deleteAuditRowsBefore(ctx.db, olderThan, BATCH);
+    const count = await deleteAuditRowsBefore(ctx.db, toDbTime(cutoff), BATCH);
     deleted += count;
     if (count < BATCH) break;
   }

@@ -4,7 +4,7 @@
  * ever sees its own tenant's rows.
  */
 import { KeygateError } from '../errors.ts';
-import { toDbTime } from '../storage/db.ts';
+import { isoTime, toDbTime } from '../storage/db.ts';
 import type { AuditLogRow, AuditOutcome } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { listAdminAudit } from './admin-audit.ts';
@@ -61,7 +61,7 @@ export async function queryAdminAudit(
     targetId: r.target_id,
     before: r.before_state === null ? null : parseJson(r.before_state),
     after: r.after_state === null ? null : parseJson(r.after_state),
-    createdAt: r.created_at,
+    createdAt: isoTime(r.created_at),
   }));
 }
 
@@ -194,7 +194,7 @@ function toSummary(r: Pick<AuditLogRow, (typeof SUMMARY_COLUMNS)[number]>): Inbo
     outcome: r.outcome,
     requestBodyTruncated: Boolean(Number(r.request_body_truncated)),
     responseBodyTruncated: Boolean(Number(r.response_body_truncated)),
-    createdAt: r.created_at,
+    createdAt: isoTime(r.created_at),
   };
 }
 

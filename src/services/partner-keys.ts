@@ -7,7 +7,7 @@ import { KeygateError } from '../errors.ts';
 import { newId, newToken } from '../ids.ts';
 import { type RateLimitPolicy, validateRateLimitPolicy } from '../inbound/ratelimit/policy.ts';
 import type { SecretStore } from '../secrets/secret-store.ts';
-import { type Db, type DbDialect, toDbTime } from '../storage/db.ts';
+import { type Db, type DbDialect, isoTime, toDbTime } from '../storage/db.ts';
 import type { OnRedisDown, PartnerKey, RateLimitAlgorithm } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
@@ -601,8 +601,8 @@ function toView(key: PartnerKey, liveSecretVersions: number[]): PartnerKeyView {
     },
     liveSecretVersions,
     scopes: scopesOf(key.scopes),
-    createdAt: key.created_at,
-    revokedAt: key.revoked_at,
+    createdAt: isoTime(key.created_at),
+    revokedAt: isoTime(key.revoked_at),
   };
 }
 

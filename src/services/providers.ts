@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { type Db, type DbDialect, toDbTime } from '../storage/db.ts';
+import { type Db, type DbDialect, isoTime, toDbTime } from '../storage/db.ts';
 import type { Provider, ProviderVersion } from '../storage/schema.ts';
 import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
@@ -104,7 +104,14 @@ export async function applyProviderVersion(
       after: config,
     });
     if (!input.draft) await setActiveVersion(trx, actor, provider, version, provider.revision);
-    return { provider: config.name, version, active: !input.draft, config, createdBy, createdAt };
+    return {
+      provider: config.name,
+      version,
+      active: !input.draft,
+      config,
+      createdBy,
+      createdAt: isoTime(createdAt),
+    };
   });
   if (!input.draft) await ctx.configEvents.publish(tenantId, config.name);
   return view;
@@ -364,7 +371,7 @@ async function setActiveVersion(
     ...toProviderView(provider),
     activeVersion: version,
     revision: expectedRevision + 1,
-    updatedAt,
+    updatedAt: isoTime(updatedAt),
   };
 }
 
@@ -430,7 +437,7 @@ function toProviderView(p: Provider): ProviderView {
     name: p.name,
     activeVersion: p.active_version,
     revision: p.revision,
-    updatedAt: p.updated_at,
+    updatedAt: isoTime(p.updated_at),
   };
 }
 
@@ -441,6 +448,6 @@ function toVersionView(p: Provider, v: ProviderVersion): VersionView {
     active: p.active_version === v.version,
     config: JSON.parse(v.config) as ProviderConfig,
     createdBy: v.created_by,
-    createdAt: v.created_at,
+    createdAt: isoTime(v.created_at),
   };
 }

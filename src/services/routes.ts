@@ -5,7 +5,7 @@
  */
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { type Db, toDbTime } from '../storage/db.ts';
+import { type Db, isoTime, toDbTime } from '../storage/db.ts';
 import type { Route } from '../storage/schema.ts';
 import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
@@ -187,8 +187,8 @@ export function toRouteView(row: Route): RouteView {
     keyIds: row.key_ids == null ? null : (JSON.parse(row.key_ids) as string[]),
     // == null: also a row read before the scopes migration ran (no such column yet).
     scopes: row.scopes == null ? null : (JSON.parse(row.scopes) as string[]),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
   };
 }
 

@@ -1,6 +1,6 @@
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
-import { type Db, toDbTime } from '../storage/db.ts';
+import { type Db, isoTime, toDbTime } from '../storage/db.ts';
 import type { Tenant } from '../storage/schema.ts';
 import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
@@ -9,6 +9,17 @@ import type { ServiceContext } from './context.ts';
 import { defineListing, type Page, type PageRequest, pageOf, rowsToFetch, startAfter } from './paging.ts';
 
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** A tenant as the admin API and the CLI show it. */
+export interface TenantView {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export function toTenantView(t: Tenant): TenantView {
+  return { id: t.id, name: t.name, createdAt: isoTime(t.created_at) };
+}
 
 export async function createTenant(
   ctx: ServiceContext,
@@ -39,7 +50,7 @@ export async function createTenant(
       action: 'tenant.create',
       targetType: 'tenant',
       targetId: tenant.id,
-      after: tenant,
+      after: toTenantView(tenant),
     });
     return tenant;
   });

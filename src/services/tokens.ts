@@ -4,8 +4,8 @@
  */
 import { KeygateError } from '../errors.ts';
 import { hashToken, newId, newToken } from '../ids.ts';
-import { type Db, fromDbTime, toDbTime } from '../storage/db.ts';
-import type { AdminRole } from '../storage/schema.ts';
+import { type Db, fromDbTime, isoTime, toDbTime } from '../storage/db.ts';
+import type { AdminRole, ServiceToken } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
@@ -65,6 +65,29 @@ export async function createServiceToken(
   return { id, name: input.name, tenantId, token };
 }
 
+/** A service token as listed (admin API and CLI alike): everything but the hash, times in ISO 8601. */
+export interface ServiceTokenView {
+  id: string;
+  name: string;
+  tenantId: string;
+  createdAt: string;
+  revokedAt: string | null;
+  status: 'active' | 'revoked';
+}
+
+export function toServiceTokenView(
+  t: Pick<ServiceToken, 'id' | 'name' | 'tenant_id' | 'created_at' | 'revoked_at'>,
+): ServiceTokenView {
+  return {
+    id: t.id,
+    name: t.name,
+    tenantId: t.tenant_id,
+    createdAt: isoTime(t.created_at),
+    revokedAt: isoTime(t.revoked_at),
+    status: t.revoked_at ? 'revoked' : 'active',
+  };
+}
+
 const SERVICE_TOKENS = defineListing('service-tokens', 1, (t: { id: string }) => [t.id]);
 
 /** A tenant's service tokens by id (oldest first), a page at a time (all without `page.limit`). */
@@ -73,7 +96,7 @@ export async function listServiceTokens(
   actor: Actor,
   tenant: string,
   page: PageRequest = {},
-) {
+): Promise<Page<ServiceTokenView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'service-token.manage', tenantId);
   const after = startAfter(SERVICE_TOKENS, page);
@@ -85,7 +108,7 @@ export async function listServiceTokens(
     .orderBy('id')
     .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
     .execute();
-  return pageOf(SERVICE_TOKENS, rows, page);
+  return mapPage(pageOf(SERVICE_TOKENS, rows, page), toServiceTokenView);
 }
 
 /**
@@ -101,10 +124,10 @@ export async function revokeServiceToken(
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'service-token.manage', tenantId);
   await ctx.db.transaction().execute(async (trx) => {
-    const revokedAt = toDbTime();
+    const now = Date.now();
     const res = await trx
       .updateTable('service_tokens')
-      .set({ revoked_at: revokedAt })
+      .set({ revoked_at: toDbTime(now) })
       .where('id', '=', id)
       .where('tenant_id', '=', tenantId)
       .where('revoked_at', 'is', null)
@@ -126,7 +149,7 @@ export async function revokeServiceToken(
       targetType: 'service_token',
       targetId: id,
       before: { revokedAt: null },
-      after: { revokedAt },
+      after: { revokedAt: new Date(now).toISOString() },
     });
   });
   await ctx.configEvents.publish(tenantId, SERVICE_TOKENS_TOPIC);
@@ -185,7 +208,8 @@ export async function createAdminToken(
   }
   const token = newToken('kga');
   const id = newId('atk');
-  const expiresAt = lifetime ? toDbTime(Date.now() + lifetime * 1000) : null;
+  const expiresAtMs = lifetime ? Date.now() + lifetime * 1000 : null;
+  const expiresAt = expiresAtMs === null ? null : new Date(expiresAtMs).toISOString();
   await ctx.db.transaction().execute(async (trx) => {
     await trx
       .insertInto('admin_tokens')
@@ -196,7 +220,7 @@ export async function createAdminToken(
         name: input.name,
         token_hash: hashToken(token),
         created_by: actor.kind === 'admin' ? actor.tokenId : null,
-        expires_at: expiresAt,
+        expires_at: expiresAtMs === null ? null : toDbTime(expiresAtMs),
         revoked_at: null,
         created_at: toDbTime(),
       })
@@ -240,7 +264,7 @@ function requireName(name: string): void {
 
 export type CredentialStatus = 'active' | 'expired' | 'revoked';
 
-/** An admin token as listed: everything but the hash. */
+/** An admin token as listed: everything but the hash, times in ISO 8601. */
 export interface AdminTokenView {
   id: string;
   name: string;
@@ -280,9 +304,9 @@ export async function listAdminTokens(
     role: r.role,
     tenantId: r.tenant_id,
     createdBy: r.created_by,
-    expiresAt: r.expires_at,
-    revokedAt: r.revoked_at,
-    createdAt: r.created_at,
+    expiresAt: isoTime(r.expires_at),
+    revokedAt: isoTime(r.revoked_at),
+    createdAt: isoTime(r.created_at),
     status: r.revoked_at ? 'revoked' : r.expires_at && fromDbTime(r.expires_at) <= now ? 'expired' : 'active',
   }));
 }
@@ -298,10 +322,10 @@ export async function revokeAdminToken(
 ): Promise<void> {
   const tenantId = await authorizeAdminTokenScope(ctx, actor, input.tenant);
   await ctx.db.transaction().execute(async (trx) => {
-    const revokedAt = toDbTime();
+    const now = Date.now();
     let update = trx
       .updateTable('admin_tokens')
-      .set({ revoked_at: revokedAt })
+      .set({ revoked_at: toDbTime(now) })
       .where('id', '=', input.id)
       .where('revoked_at', 'is', null);
     update =
@@ -323,7 +347,7 @@ export async function revokeAdminToken(
       targetType: 'admin_token',
       targetId: input.id,
       before: { revokedAt: null },
-      after: { revokedAt },
+      after: { revokedAt: new Date(now).toISOString() },
     });
   });
 }

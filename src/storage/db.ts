@@ -68,6 +68,18 @@ export function toDbTime(date: Date | number = Date.now()): string {
   return `${dbTimePrefix}.${String(ms - second * 1000).padStart(3, '0')}`;
 }
 
+/**
+ * A storage timestamp as every user sees it: ISO 8601 UTC (`2026-11-24T04:07:12.000Z`), the same
+ * from SQLite and MySQL. A value that is ISO already passes through.
+ */
+export function isoTime(value: string): string;
+export function isoTime(value: string | null): string | null;
+export function isoTime(value: string | null): string | null {
+  if (value === null) return null;
+  if (value.includes('T')) return value;
+  return `${value.replace(' ', 'T')}Z`;
+}
+
 /** Parses a storage timestamp back into epoch milliseconds. */
 export function fromDbTime(value: string): number {
   return Date.parse(`${value.replace(' ', 'T')}Z`);

@@ -1,6 +1,5 @@
 import { z } from '@hono/zod-openapi';
 import type { AdminAuditView, InboundAuditEntry, InboundAuditSummary } from '../../services/audit-queries.ts';
-import { isoTime } from '../schemas.ts';
 
 export const OUTCOMES = [
   'ok',
@@ -58,13 +57,13 @@ export const InboundAuditEntrySchema = InboundAuditSummarySchema.extend({
 }).openapi('InboundAuditEntry');
 
 export function toAdminAuditEntry(v: AdminAuditView): z.infer<typeof AdminAuditEntrySchema> {
-  return { ...v, createdAt: isoTime(v.createdAt) };
+  return v;
 }
 
 export function toInboundSummary(v: InboundAuditSummary): z.infer<typeof InboundAuditSummarySchema> {
-  return { ...v, createdAt: isoTime(v.createdAt) };
+  return v;
 }
 
 export function toInboundEntry(v: InboundAuditEntry): z.infer<typeof InboundAuditEntrySchema> {
-  return { ...v, createdAt: isoTime(v.createdAt) };
+  return v;
 }

@@ -7,7 +7,6 @@ import {
   BEARER,
   errorResponses,
   idParam,
-  isoTime,
   jsonBody,
   jsonContent,
   noContent,
@@ -38,7 +37,7 @@ const InboundRouteSchema = z
   .openapi('InboundRoute');
 
 function toInboundRoute(v: RouteView): z.infer<typeof InboundRouteSchema> {
-  return { ...v, createdAt: isoTime(v.createdAt), updatedAt: isoTime(v.updatedAt) };
+  return v;
 }
 
 export const addInboundRouteRoute = createRoute({

@@ -6,7 +6,6 @@ import {
   MIN_TOKEN_LIFETIME_S,
 } from '../../services/tokens.ts';
 import type { AdminRole } from '../../storage/schema.ts';
-import { isoTime } from '../schemas.ts';
 
 const roleSchema = z.enum(['gateway_admin', 'tenant_admin', 'tenant_developer']);
 
@@ -51,12 +50,7 @@ export const expiresInSeconds = z
   });
 
 export function toAdminToken(v: AdminTokenView): z.infer<typeof AdminTokenSchema> {
-  return {
-    ...v,
-    expiresAt: isoTime(v.expiresAt),
-    revokedAt: isoTime(v.revokedAt),
-    createdAt: isoTime(v.createdAt),
-  };
+  return v;
 }
 
 export function toCreatedAdminToken(
@@ -67,7 +61,7 @@ export function toCreatedAdminToken(
     name: v.name,
     role: v.role,
     tenantId: v.tenantId,
-    expiresAt: isoTime(v.expiresAt),
+    expiresAt: v.expiresAt,
     token: v.token,
   };
 }

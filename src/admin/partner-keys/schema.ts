@@ -1,6 +1,5 @@
 import { z } from '@hono/zod-openapi';
 import type { PartnerKeyView } from '../../services/partner-keys.ts';
-import { isoTime } from '../schemas.ts';
 
 export const PolicySchema = z
   .object({
@@ -53,7 +52,7 @@ export function toPartnerKey(v: PartnerKeyView): z.infer<typeof PartnerKeySchema
     policy: v.policy,
     liveSecretVersions: v.liveSecretVersions,
     scopes: v.scopes,
-    createdAt: isoTime(v.createdAt),
-    revokedAt: isoTime(v.revokedAt),
+    createdAt: v.createdAt,
+    revokedAt: v.revokedAt,
   };
 }

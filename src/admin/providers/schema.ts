@@ -2,7 +2,6 @@ import { z } from '@hono/zod-openapi';
 import { sampleRequestSchema } from '../../outbound/dry-run.ts';
 import { providerConfigSchema } from '../../services/provider-config.ts';
 import type { ProviderView, VersionView } from '../../services/providers.ts';
-import { isoTime } from '../schemas.ts';
 
 /**
  * The provider config document (DESIGN.md "Outbound proxy"), the one schema the services validate
@@ -67,7 +66,7 @@ export const DryRunResultSchema = z
   .openapi('DryRunResult', { description: 'The signed request that would be sent, secrets masked' });
 
 export function toProvider(p: ProviderView): z.infer<typeof ProviderSchema> {
-  return { ...p, updatedAt: isoTime(p.updatedAt) };
+  return p;
 }
 
 export function toVersionSummary(v: VersionView): z.infer<typeof VersionSummarySchema> {
@@ -76,7 +75,7 @@ export function toVersionSummary(v: VersionView): z.infer<typeof VersionSummaryS
     version: v.version,
     active: v.active,
     createdBy: v.createdBy,
-    createdAt: isoTime(v.createdAt),
+    createdAt: v.createdAt,
   };
 }
 

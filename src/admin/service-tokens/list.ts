@@ -10,7 +10,7 @@ import {
   pageSchema,
   TenantParams,
 } from '../schemas.ts';
-import { ServiceTokenSchema, toServiceToken } from './schema.ts';
+import { ServiceTokenSchema } from './schema.ts';
 
 export const listServiceTokensRoute = createRoute({
   method: 'get',
@@ -30,6 +30,6 @@ export const listServiceTokensRoute = createRoute({
 export function registerListServiceTokens(app: AdminApp, { ctx }: AdminDeps): void {
   app.openapi(listServiceTokensRoute, async (c) => {
     const page = await listServiceTokens(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
-    return c.json({ items: page.items.map(toServiceToken), nextCursor: page.nextCursor }, 200);
+    return c.json(page, 200);
   });
 }

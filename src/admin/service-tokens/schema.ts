@@ -1,6 +1,4 @@
 import { z } from '@hono/zod-openapi';
-import type { ServiceToken } from '../../storage/schema.ts';
-import { isoTime } from '../schemas.ts';
 
 export const ServiceTokenSchema = z
   .object({
@@ -21,16 +19,3 @@ export const CreatedServiceTokenSchema = z
     token: z.string().openapi({ description: 'The bearer token for the outbound proxy. Shown once.' }),
   })
   .openapi('CreatedServiceToken');
-
-export function toServiceToken(
-  t: Pick<ServiceToken, 'id' | 'name' | 'tenant_id' | 'created_at' | 'revoked_at'>,
-): z.infer<typeof ServiceTokenSchema> {
-  return {
-    id: t.id,
-    name: t.name,
-    tenantId: t.tenant_id,
-    createdAt: isoTime(t.created_at),
-    revokedAt: isoTime(t.revoked_at),
-    status: t.revoked_at ? 'revoked' : 'active',
-  };
-}

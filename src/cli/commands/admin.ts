@@ -82,21 +82,12 @@ export const adminCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const { items: tokens } = await withServices(io, (s) => listServiceTokens(s.ctx, CLI_ACTOR, tenant));
-      // The same fields as `token list` (and the admin API), not the table's columns.
-      const items = tokens.map((t) => ({
-        id: t.id,
-        name: t.name,
-        tenantId: t.tenant_id,
-        createdAt: t.created_at,
-        revokedAt: t.revoked_at,
-        status: t.revoked_at ? 'revoked' : 'active',
-      }));
       output(
         io,
         args,
-        { items },
+        { items: tokens },
         tokens.length
-          ? tokens.map((t) => `${t.id}  ${t.revoked_at ? 'revoked' : 'active '}  ${t.name}`)
+          ? tokens.map((t) => `${t.id}  ${t.status.padEnd(7)}  ${t.name}`)
           : ['(no service tokens)'],
       );
       return 0;

@@ -1,4 +1,4 @@
-import { createTenant } from '../../services/tenants.ts';
+import { createTenant, toTenantView } from '../../services/tenants.ts';
 import { createAdminToken, createServiceToken } from '../../services/tokens.ts';
 import type { AdminRole } from '../../storage/schema.ts';
 import { type Command, output, parseDuration, requirePositional, requireString } from '../args.ts';
@@ -12,9 +12,7 @@ export const tenantCommands: Command[] = [
     async run(args, io) {
       const name = requirePositional(args, 0, 'NAME');
       const tenant = await withServices(io, (s) => createTenant(s.ctx, CLI_ACTOR, { name }));
-      output(io, args, { id: tenant.id, name: tenant.name, createdAt: tenant.created_at }, [
-        `tenant ${tenant.name} created (id ${tenant.id})`,
-      ]);
+      output(io, args, toTenantView(tenant), [`tenant ${tenant.name} created (id ${tenant.id})`]);
       return 0;
     },
   },
