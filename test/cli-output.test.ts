@@ -1,8 +1,10 @@
 /**
  * What the CLI prints, as a script reads it, on both dialects: every time in ISO 8601 UTC (never
- * the database's `2026-11-24 04:07:12.000`), in --json and in the human lines alike.
+ * the database's `2026-11-24 04:07:12.000`), in --json and in the human lines alike; every list
+ * command's --json one object with the items in `items`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../src/cli/main.ts';
 import { runKeygateInProcess } from './helpers/cli.ts';
 import { createTestDatabase, DIALECTS, type TestDatabase } from './helpers/db.ts';
 
@@ -85,6 +87,8 @@ describe.each(DIALECTS)('CLI output on %s', (dialect) => {
       'service-token list.items[0].revokedAt',
       'partner-key create.createdAt',
       'partner-key revoke.revokedAt',
+      'partner-key list.items[0].createdAt',
+      'route list.items[0].updatedAt',
       'route add.createdAt',
       'route add.updatedAt',
       'audit purge.olderThan',
@@ -101,5 +105,21 @@ describe.each(DIALECTS)('CLI output on %s', (dialect) => {
     ].join('');
     expect(human).not.toMatch(DB_TIME);
     expect(human).toMatch(/T\d\d:\d\d:\d\d\.\d{3}Z/);
+  });
+
+  it('prints every list as {"items": [...]} under --json', async () => {
+    const lists = COMMANDS.filter((c) => c.name.endsWith(' list')).map((c) => c.name);
+    expect(lists).toEqual(
+      expect.arrayContaining(['token list', 'service-token list', 'partner-key list', 'route list']),
+    );
+    for (const name of lists) {
+      const out = await json(...name.split(' '), '--tenant', 'times');
+      expect({ name, items: Array.isArray(out.items) && out.items.length > 0 }).toEqual({ name, items: true });
+    }
+    // The names these two lists used before, kept beside `items` for scripts that read them.
+    const keys = await json('partner-key', 'list', '--tenant', 'times');
+    expect(keys.keys).toEqual(keys.items);
+    const routes = await json('route', 'list', '--tenant', 'times');
+    expect(routes.routes).toEqual(routes.items);
   });
 });

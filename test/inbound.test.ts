@@ -796,8 +796,8 @@ describe('the CLI', () => {
     expect(added.code, added.stderr).toBe(0);
     expect((await call('/temp/1')).status).toBe(200);
     const list = await cli('route', 'list', '--tenant', tenantId, '--json');
-    const routes = (JSON.parse(list.stdout) as { routes: Array<{ prefix: string; keyIds: string[] | null }> })
-      .routes;
+    const routes = (JSON.parse(list.stdout) as { items: Array<{ prefix: string; keyIds: string[] | null }> })
+      .items;
     expect(routes.map((r) => r.prefix)).toEqual(
       expect.arrayContaining(['/orders', '/orders/archive', '/closed', '/temp']),
     );

@@ -87,6 +87,22 @@ export function output(io: CommandIo, args: ParsedArgs, value: object, human: st
   io.stdout.write(args.json ? `${JSON.stringify(value)}\n` : `${human.join('\n')}\n`);
 }
 
+/**
+ * A `list` command's output: with --json one object, `{"items": [...]}` with every item (the
+ * fields the admin API's list endpoint gives), otherwise one line per item or `empty`. `extra`
+ * adds members beside `items`.
+ */
+export function outputList<T>(
+  io: CommandIo,
+  args: ParsedArgs,
+  items: T[],
+  line: (item: T) => string,
+  empty: string,
+  extra: object = {},
+): void {
+  output(io, args, { items, ...extra }, items.length ? items.map(line) : [empty]);
+}
+
 export function helpText(cmd: Command): string {
   const lines = [`Usage: keygate ${cmd.usage}`, '', cmd.summary, ''];
   const opts = Object.entries({ ...cmd.options, ...COMMON_OPTIONS });

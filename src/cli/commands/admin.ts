@@ -16,6 +16,7 @@ import {
 import {
   type Command,
   output,
+  outputList,
   type ParsedArgs,
   parseDuration,
   requirePositional,
@@ -47,16 +48,13 @@ export const adminCommands: Command[] = [
       const { items: tokens } = await withServices(io, (s) =>
         listAdminTokens(s.ctx, CLI_ACTOR, { tenant: optionalTenant(args) }),
       );
-      output(
+      outputList(
         io,
         args,
-        { items: tokens },
-        tokens.length
-          ? tokens.map(
-              (t) =>
-                `${t.id}  ${t.role.padEnd(16)}  ${t.status.padEnd(7)}  ${t.name}${t.expiresAt ? `  expires ${t.expiresAt}` : ''}`,
-            )
-          : ['(no admin tokens)'],
+        tokens,
+        (t) =>
+          `${t.id}  ${t.role.padEnd(16)}  ${t.status.padEnd(7)}  ${t.name}${t.expiresAt ? `  expires ${t.expiresAt}` : ''}`,
+        '(no admin tokens)',
       );
       return 0;
     },
@@ -82,14 +80,7 @@ export const adminCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const { items: tokens } = await withServices(io, (s) => listServiceTokens(s.ctx, CLI_ACTOR, tenant));
-      output(
-        io,
-        args,
-        { items: tokens },
-        tokens.length
-          ? tokens.map((t) => `${t.id}  ${t.status.padEnd(7)}  ${t.name}`)
-          : ['(no service tokens)'],
-      );
+      outputList(io, args, tokens, (t) => `${t.id}  ${t.status.padEnd(7)}  ${t.name}`, '(no service tokens)');
       return 0;
     },
   },

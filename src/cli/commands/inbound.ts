@@ -14,6 +14,7 @@ import type { OnRedisDown, RateLimitAlgorithm } from '../../storage/schema.ts';
 import {
   type Command,
   output,
+  outputList,
   type ParsedArgs,
   requirePositional,
   requireString,
@@ -192,16 +193,16 @@ export const inboundCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const { items: keys } = await withServices(io, (s) => listPartnerKeys(s.ctx, CLI_ACTOR, tenant));
-      output(
+      const items = keys.map(keySummary);
+      outputList(
         io,
         args,
-        { keys: keys.map(keySummary) },
-        keys.length
-          ? keys.map(
-              (k) =>
-                `${k.keyId}  ${k.status.padEnd(7)}  ${k.name}  ${describePolicy(k)}  secrets v${k.liveSecretVersions.join(', v')}  scopes ${describeScopes(k.scopes)}`,
-            )
-          : ['no partner keys'],
+        items,
+        (k) =>
+          `${k.keyId}  ${k.status.padEnd(7)}  ${k.name}  ${describePolicy(k)}  secrets v${k.liveSecretVersions.join(', v')}  scopes ${describeScopes(k.scopes)}`,
+        '(no partner keys)',
+        // The former name of `items`, kept for scripts written against it.
+        { keys: items },
       );
       return 0;
     },
@@ -244,12 +245,10 @@ export const inboundCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const { items: routes } = await withServices(io, (s) => listRoutes(s.ctx, CLI_ACTOR, tenant));
-      output(
-        io,
-        args,
-        { routes },
-        routes.length ? routes.map((r) => `${r.id}  ${describeRoute(r)}`) : ['no routes'],
-      );
+      outputList(io, args, routes, (r) => `${r.id}  ${describeRoute(r)}`, '(no routes)', {
+        // The former name of `items`, kept for scripts written against it.
+        routes,
+      });
       return 0;
     },
   },
