@@ -114,7 +114,10 @@ describe.each(DIALECTS)('CLI output on %s', (dialect) => {
     );
     for (const name of lists) {
       const out = await json(...name.split(' '), '--tenant', 'times');
-      expect({ name, items: Array.isArray(out.items) && out.items.length > 0 }).toEqual({ name, items: true });
+      expect({ name, items: Array.isArray(out.items) && out.items.length > 0 }).toEqual({
+        name,
+        items: true,
+      });
     }
     // The names these two lists used before, kept beside `items` for scripts that read them.
     const keys = await json('partner-key', 'list', '--tenant', 'times');
