@@ -76,6 +76,14 @@ export function createMetrics() {
           this.set(stats().queued);
         },
       });
+      new Gauge({
+        name: 'keygate_audit_spool_bytes',
+        help: 'Bytes in the audit spool (active and sealed files); at KEYGATE_AUDIT_SPOOL_MAX_BYTES inbound calls are refused',
+        registers: [registry],
+        collect() {
+          this.set(stats().spoolBytes);
+        },
+      });
       new Counter({
         name: 'keygate_audit_rows_total',
         help: 'Audit rows by what became of them: written to MySQL, spooled, replayed from the spool, rejected by MySQL, dropped',

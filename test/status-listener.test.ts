@@ -57,6 +57,7 @@ describe('status listener of an inbound-only process', () => {
     expect(text).toMatch(/keygate_inbound_calls_total\{outcome="ok"\} 1\n/);
     expect(text).toMatch(/^keygate_audit_queued_rows \d+$/m);
     expect(text).toMatch(/keygate_audit_rows_total\{result="spooled"\} 0\n/);
+    expect(text).toMatch(/^keygate_audit_spool_bytes 0$/m);
 
     let written = '';
     for (let i = 0; i < 50 && written !== '1'; i++) {

@@ -28,6 +28,11 @@
  * still holds its pool connection until the database answers: while it hangs no other call starts
  * (rows go to the spool, the probe is not repeated), so a stalled MySQL holds at most one
  * connection of the pool the writer shares with the admin API and the partner-key and route caches.
+ *
+ * The spool is bounded by spoolMaxBytes: once its files reach it (a long outage), spoolFull() says
+ * so and the inbound pipeline stops forwarding calls, rather than serve calls whose rows may not be
+ * kept; rows still go to the spool as long as the disk takes them. It is below the limit again as
+ * soon as the replay has removed enough of it.
  */
 import { sql } from 'kysely';
 import type { Db } from '../../storage/db.ts';
@@ -55,6 +60,8 @@ export interface AuditWriterStats {
   rejected: number;
   /** Rows lost because the database and the spool disk both failed with the queue full. */
   dropped: number;
+  /** Bytes in the spool's active and sealed files. */
+  spoolBytes: number;
 }
 
 export interface AuditWriter {
@@ -65,6 +72,11 @@ export interface AuditWriter {
   /** flush + stop timers. Leaves `db` open (the caller owns it). A write after close is spooled synchronously. */
   close(): Promise<void>;
   stats(): AuditWriterStats;
+  /**
+   * True while the spool's files have reached spoolMaxBytes: the inbound pipeline then refuses
+   * calls. Read from memory, no disk access: cheap enough for every call.
+   */
+  spoolFull(): boolean;
 }
 
 export interface AuditWriterOptions {
@@ -86,6 +98,8 @@ export interface AuditWriterOptions {
   writeTimeoutMs?: number;
   /** How often the spool directory's lease is renewed (see spool.ts). */
   leaseRefreshMs?: number;
+  /** Spool size (active + sealed files) at which spoolFull() turns true; 0: no limit. */
+  spoolMaxBytes?: number;
   logger?: AuditLogger;
 }
 
@@ -93,6 +107,8 @@ export interface AuditWriterOptions {
 const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
 /** With the spool disk failing, the queue holds this many times maxQueue before dropping rows. */
 const HARD_LIMIT_FACTOR = 4;
+/** The default spoolMaxBytes: 1 GiB. */
+export const DEFAULT_SPOOL_MAX_BYTES = 1024 * 1024 * 1024;
 
 export function createAuditWriter({
   db,
@@ -103,6 +119,7 @@ export function createAuditWriter({
   replayIntervalMs = 1_000,
   writeTimeoutMs = 3_000,
   leaseRefreshMs = 5_000,
+  spoolMaxBytes = DEFAULT_SPOOL_MAX_BYTES,
   logger = stderrLogger,
 }: AuditWriterOptions): AuditWriter {
   requireInteger('batchSize', batchSize, 1, 1000);
@@ -111,6 +128,7 @@ export function createAuditWriter({
   requireInteger('replayIntervalMs', replayIntervalMs, 1);
   requireInteger('writeTimeoutMs', writeTimeoutMs, 1);
   requireInteger('leaseRefreshMs', leaseRefreshMs, 1);
+  requireInteger('spoolMaxBytes', spoolMaxBytes, 0);
 
   /**
    * Another process took the spool directory over (this one stalled past the stale limit). Its
@@ -145,6 +163,9 @@ export function createAuditWriter({
   /** After the spool disk fails, it is not tried again before this time. */
   let spoolRetryAt = 0;
   let lastDropLogAt = 0;
+  let lastSpoolFullLogAt = 0;
+  /** spoolFull() was seen true, so the replay says when calls pass again. */
+  let spoolWasFull = false;
   let replaying: Promise<void> | undefined;
   /** A database call is running (see callDatabase); `dbCallHung`: it outlived writeTimeoutMs. */
   let dbCallRunning = false;
@@ -164,6 +185,7 @@ export function createAuditWriter({
   function write(row: NewAuditLogRow): void {
     try {
       const copy = toAuditRow(row);
+      if (spoolFull()) reportSpoolFull();
       if (state === 'closed') {
         spoolNow([copy]);
         return;
@@ -299,6 +321,21 @@ export function createAuditWriter({
     }
   }
 
+  function spoolFull(): boolean {
+    return spoolMaxBytes > 0 && spool.bytes() >= spoolMaxBytes;
+  }
+
+  /** While the spool is full every call is refused: said at most once a second. */
+  function reportSpoolFull(): void {
+    spoolWasFull = true;
+    if (Date.now() - lastSpoolFullLogAt < 1000) return;
+    lastSpoolFullLogAt = Date.now();
+    logger.error(
+      { spoolBytes: spool.bytes(), spoolMaxBytes, spoolDir },
+      'audit spool at its size limit: inbound calls are refused until the database is back and the spool replayed',
+    );
+  }
+
   function markDbDown(err: unknown): void {
     failureEpoch += 1;
     if (!dbUp) return;
@@ -377,6 +414,13 @@ export function createAuditWriter({
     if (!(await commit(lineNumber))) return false;
     await spool.remove(file);
     replayedLines.delete(file);
+    if (spoolWasFull && !spoolFull()) {
+      spoolWasFull = false;
+      logger.warn(
+        { spoolBytes: spool.bytes(), spoolMaxBytes },
+        'audit spool below its size limit again: inbound calls are forwarded again',
+      );
+    }
     return true;
   }
 
@@ -529,7 +573,8 @@ export function createAuditWriter({
     write,
     flush,
     close,
-    stats: () => ({ queued: queue.length + rowsInFlight, ...counts }),
+    stats: () => ({ queued: queue.length + rowsInFlight, ...counts, spoolBytes: spool.bytes() }),
+    spoolFull,
   };
 }
 

@@ -49,6 +49,52 @@ describe('audit spool directory', () => {
   });
 });
 
+describe('audit spool size', () => {
+  const made: string[] = [];
+  const open: { release(): void }[] = [];
+  afterEach(() => {
+    for (const spool of open.splice(0)) spool.release();
+    for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  const opened = (dir: string) => {
+    const spool = openSpool(dir);
+    open.push(spool);
+    return spool;
+  };
+  /** What the spool's files hold on disk: active and sealed, not the rejected file. */
+  const onDisk = (dir: string) =>
+    readdirSync(dir)
+      .filter((name) => name.startsWith('audit-spool'))
+      .reduce((total, name) => total + statSync(path.join(dir, name)).size, 0);
+
+  it('knows the size of its active and sealed files as it appends, seals and removes', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-size-'));
+    made.push(dir);
+    // Left by an earlier process, torn: counted at start, and the newline put before the next row too.
+    writeFileSync(path.join(dir, ACTIVE_SPOOL_FILE), '{"request_id":"torn"');
+    const spool = opened(dir);
+    expect(spool.bytes()).toBe(20);
+    await spool.append([{ request_id: 'r1' }, { request_id: 'r2 é' }]);
+    expect(spool.bytes()).toBe(onDisk(dir));
+    spool.appendSync([{ request_id: 'r3' }]);
+    expect(spool.bytes()).toBe(onDisk(dir));
+    const [first] = await spool.seal();
+    await spool.append([{ request_id: 'r4' }]);
+    expect(spool.bytes()).toBe(onDisk(dir));
+    const before = spool.bytes();
+    await spool.remove(first!);
+    expect(spool.bytes()).toBe(onDisk(dir));
+    expect(spool.bytes()).toBeLessThan(before);
+    // A sealed file it did not write (handed over by a process that lost the lease): counted at the next seal.
+    writeFileSync(path.join(dir, 'audit-spool.1-900000001.replay.jsonl'), '{"request_id":"handed"}\n');
+    await spool.seal();
+    expect(spool.bytes()).toBe(onDisk(dir));
+    for (const file of await spool.seal()) await spool.remove(file);
+    expect(spool.bytes()).toBe(0);
+    expect(onDisk(dir)).toBe(0);
+  });
+});
+
 describe('audit spool lease', () => {
   const made: string[] = [];
   const open: { release(): void }[] = [];

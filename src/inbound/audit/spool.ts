@@ -19,6 +19,10 @@
  * Every line is one audit row as a JSON object. Replay seals the active file (a rename) before it
  * reads anything, so rows spooled while a replay runs land in a fresh active file and are never
  * deleted with the file being replayed.
+ *
+ * The spool keeps the size of its active and sealed files as it appends and removes them (bytes()),
+ * so the inbound path can check it on every call without touching the disk; each seal counts the
+ * files again, which picks up files it did not write (handed over by a process that lost the lease).
  */
 
 import { randomUUID } from 'node:crypto';
@@ -81,6 +85,8 @@ export interface Spool {
   reject(lines: readonly string[]): Promise<void>;
   /** True when a previous run (or this one) left rows on disk. */
   isEmpty(): Promise<boolean>;
+  /** Bytes in the active and sealed files (not the rejected file): kept in memory, no disk access. */
+  bytes(): number;
   /**
    * The writer has closed: the lease is kept (and renewed) until this process exits, so rows that
    * still come (appendSync) never land in a directory another process already took. A spool
@@ -126,6 +132,7 @@ export function openSpool(
   const lease = acquireLease(dir, leaseRefreshMs, leaseWaitMs, onLeaseLost, onLeaseRenewError);
   const activeFile = path.join(dir, ACTIVE_SPOOL_FILE);
   let sealCounter = 0;
+  let bytes = spoolFilesSizeSync(dir);
 
   // File operations run one at a time, so a rename never races an append.
   let chain: Promise<unknown> = Promise.resolve();
@@ -142,13 +149,15 @@ export function openSpool(
   return {
     dir,
     append: (rows) =>
-      serialized(async () =>
-        (await mineForAppend())
-          ? appendDurably(dir, activeFile, toLines(rows))
-          : handOver(dir, toLines(rows)),
-      ),
-    appendSync: (rows) =>
-      lease.lost ? handOverSync(dir, toLines(rows)) : appendDurablySync(activeFile, toLines(rows)),
+      serialized(async () => {
+        // A file handed over is the new holder's: it counts it when it seals.
+        if (await mineForAppend()) bytes += await appendDurably(dir, activeFile, toLines(rows));
+        else await handOver(dir, toLines(rows));
+      }),
+    appendSync: (rows) => {
+      if (lease.lost) handOverSync(dir, toLines(rows));
+      else bytes += appendDurablySync(activeFile, toLines(rows));
+    },
     seal: () =>
       serialized(async () => {
         if (!(await lease.stillMine())) return [];
@@ -161,21 +170,34 @@ export function openSpool(
         } else if (size === 0) {
           await unlink(activeFile).catch(ignoreMissing);
         }
-        return (await readdir(dir))
+        const sealed = (await readdir(dir))
           .filter((name) => SEALED_PATTERN.test(name))
           .sort(compareSealedNames)
           .map((name) => path.join(dir, name));
+        // The active file is gone (renamed): the spool is the sealed files.
+        let total = 0;
+        for (const file of sealed) total += (await fileSize(file)) ?? 0;
+        bytes = total;
+        return sealed;
       }),
     readLines,
-    remove: async (file) => {
-      if (await lease.stillMine()) await unlink(file).catch(ignoreMissing);
-    },
-    reject: (lines) => serialized(() => appendDurably(dir, path.join(dir, REJECTED_FILE), joinLines(lines))),
+    remove: (file) =>
+      serialized(async () => {
+        if (!(await lease.stillMine())) return;
+        const size = (await fileSize(file)) ?? 0;
+        await unlink(file).catch(ignoreMissing);
+        bytes = Math.max(0, bytes - size);
+      }),
+    reject: (lines) =>
+      serialized(async () => {
+        await appendDurably(dir, path.join(dir, REJECTED_FILE), joinLines(lines));
+      }),
     isEmpty: () =>
       serialized(async () => {
         if (((await fileSize(activeFile)) ?? 0) > 0) return false;
         return !(await readdir(dir)).some((name) => SEALED_PATTERN.test(name));
       }),
+    bytes: () => bytes,
     hasRowsSync: () =>
       readdirSync(dir).some((name) => name === ACTIVE_SPOOL_FILE || SEALED_PATTERN.test(name)),
     retire: () => lease.retire(),
@@ -499,17 +521,20 @@ function compareSealedNames(a: string, b: string): number {
   return am - bm || as - bs;
 }
 
-async function appendDurably(dir: string, file: string, text: string): Promise<void> {
-  if (text === '') return;
+/** Appends `text` durably; returns the bytes the file grew by. */
+async function appendDurably(dir: string, file: string, text: string): Promise<number> {
+  if (text === '') return 0;
   // a+ rather than a: the last byte is read back to check for a torn line.
   const fh = await open(file, 'a+', 0o600);
   let sizeBefore = 0;
+  let written = '';
   try {
     sizeBefore = (await fh.stat()).size;
     // A crash can leave a torn last line; start on a fresh line so it does not swallow ours.
     const prefix = sizeBefore > 0 && !(await endsWithNewline(fh, sizeBefore)) ? '\n' : '';
+    written = prefix + text;
     try {
-      await fh.writeFile(prefix + text);
+      await fh.writeFile(written);
       await fh.sync();
     } catch (err) {
       // Leave no half-written batch behind: the caller keeps the rows and tries again.
@@ -521,6 +546,7 @@ async function appendDurably(dir: string, file: string, text: string): Promise<v
   }
   // A new file's directory entry must be durable too, not only its contents.
   if (sizeBefore === 0) await syncDirectory(dir);
+  return Buffer.byteLength(written);
 }
 
 /** A sealed file no other name can take: written aside, then linked (link never overwrites). */
@@ -590,8 +616,8 @@ function handOverSync(dir: string, text: string): void {
   }
 }
 
-function appendDurablySync(file: string, text: string): void {
-  if (text === '') return;
+function appendDurablySync(file: string, text: string): number {
+  if (text === '') return 0;
   const fd = openSync(file, 'a+', 0o600);
   try {
     const size = fstatSync(fd).size;
@@ -603,6 +629,7 @@ function appendDurablySync(file: string, text: string): void {
     }
     writeFileSync(fd, prefix + text);
     fsyncSync(fd);
+    return Buffer.byteLength(prefix + text);
   } finally {
     closeSync(fd);
   }
@@ -621,6 +648,20 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** The size of the active and sealed files in `dir`, once at start-up. */
+function spoolFilesSizeSync(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    if (name !== ACTIVE_SPOOL_FILE && !SEALED_PATTERN.test(name)) continue;
+    try {
+      total += statSync(path.join(dir, name)).size;
+    } catch {
+      // Removed meanwhile: nothing to count.
+    }
+  }
+  return total;
 }
 
 async function fileSize(file: string): Promise<number | undefined> {

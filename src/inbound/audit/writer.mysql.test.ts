@@ -4,7 +4,7 @@
  * touched. Assertions read through the direct connection of the test database.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -266,6 +266,42 @@ describe('audit writer under MariaDB faults', () => {
     expect(await storedIds('stall')).toEqual(sorted([warm, ...all]));
     expect(proxy.openConnections()).toBe(1);
     expect(writer.stats()).toMatchObject({ queued: 0, rejected: 0, dropped: 0 });
+  }, 40_000);
+
+  it('reports a full spool once its files reach spoolMaxBytes, and no longer once the replay drained it', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ spoolMaxBytes: 4096, logger });
+    const onDisk = () =>
+      spoolFiles(spoolDir).reduce((total, name) => total + statSync(path.join(spoolDir, name)).size, 0);
+    proxy.cut();
+    expect(writer.spoolFull()).toBe(false);
+    const first = ids(20, 'full');
+    for (const id of first) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.spoolFull()).toBe(true);
+    expect(writer.stats().spoolBytes).toBeGreaterThanOrEqual(4096);
+    expect(writer.stats().spoolBytes).toBe(onDisk());
+
+    // Rows that still come (those of the calls refused meanwhile) are spooled past the limit, not
+    // dropped; the refusal is logged at error, once however many rows a second brings.
+    const more = Array.from({ length: 30 }, (_, i) => `m${run}full-more-${i}`);
+    for (const id of more) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ spooled: 50, dropped: 0, spoolBytes: onDisk() });
+    const full = logger.records.filter((r) => r.msg.startsWith('audit spool at its size limit'));
+    expect(full.map((r) => r.level)).toEqual(['error']);
+    expect(full[0]!.obj).toMatchObject({ spoolMaxBytes: 4096 });
+
+    proxy.restore();
+    await waitFor(() => !writer.spoolFull(), 15_000, 'the replay to bring the spool below its limit');
+    await waitFor(async () => (await storedIds('full')).length === 50, 15_000, 'every spooled row in MySQL');
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
+    expect(await storedIds('full')).toEqual(sorted([...first, ...more]));
+    expect(writer.stats().spoolBytes).toBe(0);
+    expect(logger.records.map((r) => r.msg)).toContain(
+      'audit spool below its size limit again: inbound calls are forwarded again',
+    );
+    expect(logger.text()).not.toContain(BODY_MARKER);
   }, 40_000);
 
   it('spools the backlog at once when the queue outgrows maxQueue, and loses nothing', async () => {
