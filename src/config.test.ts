@@ -16,6 +16,9 @@ describe('loadConfig', () => {
     // Audit rows are kept until the operator sets a retention period.
     expect(config.inbound.auditRetentionDays).toBe(0);
     expect(loadConfig({ KEYGATE_AUDIT_RETENTION_DAYS: '90' }).inbound.auditRetentionDays).toBe(90);
+    // The audit spool stops inbound calls at 1 GiB unless told otherwise; 0 lifts the limit.
+    expect(config.inbound.auditSpoolMaxBytes).toBe(1024 * 1024 * 1024);
+    expect(loadConfig({ KEYGATE_AUDIT_SPOOL_MAX_BYTES: '0' }).inbound.auditSpoolMaxBytes).toBe(0);
     expect(loadConfig({}).inbound.trustedProxies).toEqual([]);
     expect(loadConfig({ KEYGATE_TRUSTED_PROXIES: '10.0.0.0/8,192.0.2.7' }).inbound.trustedProxies).toEqual([
       '10.0.0.0/8',
@@ -55,6 +58,8 @@ describe('loadConfig', () => {
     [{ KEYGATE_ADMIN_PORT: ' ' }, 'KEYGATE_ADMIN_PORT: must be a whole number in decimal digits'],
     [{ KEYGATE_OUTBOUND_PORT: '0x4A9C' }, 'KEYGATE_OUTBOUND_PORT'],
     [{ KEYGATE_AUDIT_RETENTION_DAYS: ' ' }, 'KEYGATE_AUDIT_RETENTION_DAYS'],
+    [{ KEYGATE_AUDIT_SPOOL_MAX_BYTES: '1GiB' }, 'KEYGATE_AUDIT_SPOOL_MAX_BYTES'],
+    [{ KEYGATE_AUDIT_SPOOL_MAX_BYTES: '0x400' }, 'KEYGATE_AUDIT_SPOOL_MAX_BYTES'],
     [{ KEYGATE_SHUTDOWN_GRACE_MS: '1e4' }, 'KEYGATE_SHUTDOWN_GRACE_MS'],
     [{ KEYGATE_STATUS_PORT: 'metrics' }, 'KEYGATE_STATUS_PORT'],
   ])('stops with a message naming the bad setting: %o', (env, name) => {

@@ -89,6 +89,7 @@ const envSchema = z.object({
   KEYGATE_AUDIT_BODY_CAP_BYTES: positiveInt.default(64 * 1024),
   KEYGATE_AUDIT_SPOOL_DIR: z.string().min(1).optional(),
   KEYGATE_AUDIT_RETENTION_DAYS: wholeNumber(0, 36_500).default(0),
+  KEYGATE_AUDIT_SPOOL_MAX_BYTES: wholeNumber(0).default(1024 * 1024 * 1024),
   KEYGATE_TRUSTED_PROXIES: trustedProxies.default(''),
   KEYGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   KEYGATE_SHUTDOWN_DELAY_MS: wholeNumber(0, 600_000).default(0),
@@ -126,6 +127,8 @@ export interface Config {
     maxBodyBytes: number;
     auditBodyCapBytes: number;
     spoolDir: string;
+    /** Spool size at which inbound calls are refused (they could not be audited); 0: no limit. */
+    auditSpoolMaxBytes: number;
     /** Audit rows older than this many days are deleted; 0 keeps every row. */
     auditRetentionDays: number;
     /** Proxies in front of keygate whose X-Forwarded-For is believed (addresses, CIDR blocks). */
@@ -237,6 +240,7 @@ function toConfig(raw: RawEnv): Config {
       spoolDir: raw.KEYGATE_AUDIT_SPOOL_DIR
         ? path.resolve(raw.KEYGATE_AUDIT_SPOOL_DIR)
         : path.join(dataDir, 'spool'),
+      auditSpoolMaxBytes: raw.KEYGATE_AUDIT_SPOOL_MAX_BYTES,
       auditRetentionDays: raw.KEYGATE_AUDIT_RETENTION_DAYS,
       trustedProxies: parseTrustedProxies(raw.KEYGATE_TRUSTED_PROXIES),
     },

@@ -27,6 +27,13 @@ describe('error codes', () => {
     });
   });
 
+  it('tells the caller when to retry a condition that passes on its own', () => {
+    const res = problemResponse(new KeygateError('KG_AUDIT_UNAVAILABLE'));
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(problemResponse(new KeygateError('KG_NOT_FOUND')).headers.get('retry-after')).toBeNull();
+  });
+
   it('never leaks the message of an unexpected error', () => {
     const problem = toProblem(new Error('password=hunter2 at db'));
     expect(problem.code).toBe('KG_INTERNAL');

@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   KG_ROUTE_FORBIDDEN: { status: 403, title: 'Key not allowed on this route' },
   KG_RATE_LIMITED: { status: 429, title: 'Rate limit exceeded' },
   KG_RATE_LIMITER_UNAVAILABLE: { status: 503, title: 'Rate limiter unavailable' },
+  KG_AUDIT_UNAVAILABLE: { status: 503, title: 'Calls cannot be audited now' },
 
   // Admin API
   KG_TOKEN_EXPIRED: { status: 401, title: 'Admin token expired or revoked' },
@@ -59,6 +60,11 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Codes for a condition that passes on its own: their answers carry `Retry-After` (seconds). */
+export const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = {
+  KG_AUDIT_UNAVAILABLE: 1,
+};
 
 export interface ProblemDetails {
   type: string;
@@ -115,8 +121,11 @@ export const ERROR_HEADER = 'Keygate-Error';
 /** A ready-to-send problem+json Response (used by every listener). */
 export function problemResponse(err: unknown, requestId?: string): Response {
   const problem = toProblem(err, requestId);
-  return new Response(JSON.stringify(problem), {
-    status: problem.status,
-    headers: { 'content-type': PROBLEM_CONTENT_TYPE, [ERROR_HEADER]: problem.code },
-  });
+  const headers: Record<string, string> = {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    [ERROR_HEADER]: problem.code,
+  };
+  const retryAfter = RETRY_AFTER_SECONDS[problem.code];
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  return new Response(JSON.stringify(problem), { status: problem.status, headers });
 }

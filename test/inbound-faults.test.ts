@@ -21,6 +21,7 @@ import {
   startInboundChild,
   waitFor,
 } from './helpers/inbound.ts';
+import { captureLogLines } from './helpers/log-lines.ts';
 import { hostAndPort, startTcpProxy, type TcpProxy, viaProxy } from './helpers/tcp-proxy.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -220,6 +221,115 @@ describe('MariaDB cut during 1,000 signed requests', () => {
     expect(stored.length).toBe(1001);
     expect(new Set(stored)).toEqual(sent);
   });
+});
+
+describe('audit spool at its size limit while MariaDB is cut', () => {
+  let dbProxy: TcpProxy;
+  let database: TestDatabase;
+  let gw: TestGateway;
+  const log = captureLogLines();
+
+  beforeAll(async () => {
+    database = await createTestDatabase('mysql');
+    dbProxy = await startTcpProxy(hostAndPort(MYSQL_ADMIN_URL, 3306));
+    gw = await startTestGateway({
+      database,
+      roles: ['inbound'],
+      logTo: log.sink,
+      env: {
+        DATABASE_URL: viaProxy(database.databaseUrl!, dbProxy),
+        KEYGATE_AUDIT_SPOOL_MAX_BYTES: '8192',
+      },
+    });
+  });
+  afterAll(async () => {
+    dbProxy.restore();
+    await gw?.close();
+    await dbProxy?.close();
+    await database?.drop();
+  });
+
+  async function spoolBytes(): Promise<number> {
+    const text = await gw.services.metrics.registry.metrics();
+    return Number(/^keygate_audit_spool_bytes (\d+)$/m.exec(text)?.[1]);
+  }
+
+  it('refuses calls with 503 KG_AUDIT_UNAVAILABLE without forwarding them, and forwards again once the spool is replayed', async () => {
+    const tenantId = await createTestTenant(gw.services.ctx, 'spoolfull');
+    const key = await createTestKey(gw.services.ctx, tenantId, { rate: 100_000, burst: 100_000 });
+    await createTestRoute(gw.services.ctx, tenantId, '/api', upstream.url);
+    const answers: SentResponse[] = [await send(gw.inboundUrl, '/api/warm', { key })];
+    expect(answers[0]!.status).toBe(200);
+
+    // Every row now goes to the spool: calls pass until it holds 8 KiB.
+    dbProxy.cut();
+    let fill = 0;
+    await waitFor(
+      async () => {
+        const res = await send(gw.inboundUrl, `/api/fill/${fill++}`, {
+          key,
+          method: 'POST',
+          body: '{"a":1}',
+        });
+        answers.push(res);
+        if (res.status === 503) return true;
+        expect(res.status, res.text).toBe(200);
+        return false;
+      },
+      20_000,
+      'the spool to reach its limit',
+    );
+    expect(await spoolBytes()).toBeGreaterThanOrEqual(8192);
+
+    const refused = await send(gw.inboundUrl, '/api/refused', { key, method: 'POST', body: '{"a":2}' });
+    answers.push(refused);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['keygate-error']).toBe('KG_AUDIT_UNAVAILABLE');
+    expect(refused.headers['content-type']).toBe('application/problem+json');
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.json()).toMatchObject({
+      code: 'KG_AUDIT_UNAVAILABLE',
+      status: 503,
+      requestId: refused.headers['x-request-id'],
+    });
+    expect(upstream.received.some((r) => r.url === '/api/refused')).toBe(false);
+    expect(
+      log.lines.some((l) => l.level === 50 && String(l.msg).startsWith('audit spool at its size limit')),
+    ).toBe(true);
+
+    // The database is back: the replay drains the spool and calls are forwarded again.
+    dbProxy.restore();
+    let after = 0;
+    await waitFor(
+      async () => {
+        const res = await send(gw.inboundUrl, `/api/after/${after++}`, { key });
+        answers.push(res);
+        return res.status === 200;
+      },
+      20_000,
+      'calls to be forwarded again',
+    );
+    expect(upstream.received.some((r) => r.url === `/api/after/${after - 1}`)).toBe(true);
+    await waitFor(async () => (await spoolBytes()) === 0, 20_000, 'the spool to be empty');
+
+    // Refused calls were audited too: one row per answer, the 503s included.
+    const sent = new Set(answers.map((a) => String(a.headers['x-request-id'])));
+    expect(sent.size).toBe(answers.length);
+    await waitFor(
+      async () => (await auditedIds(database, key.keyId)).length >= sent.size,
+      20_000,
+      'every call in audit_log',
+    );
+    const stored = await auditedIds(database, key.keyId);
+    expect(stored.length).toBe(sent.size);
+    expect(new Set(stored)).toEqual(sent);
+    const row = await database.db
+      .selectFrom('audit_log')
+      .select(['response_status', 'outcome'])
+      .where('request_id', '=', String(refused.headers['x-request-id']))
+      .executeTakeFirst();
+    expect(row).toEqual({ response_status: 503, outcome: 'error' });
+  }, 60_000);
 });
 
 describe('graceful restart in the middle of a stream', () => {

@@ -3,8 +3,9 @@
  *
  *   request target -> signature headers (timestamp window, nonce format) -> body, hashed as it
  *   streams (413 past the limit) -> partner key (unknown / revoked) -> signature (either live
- *   secret) -> nonce (replay), then rate limit (429), in one Redis round trip -> route
- *   (404 / 403) -> forward -> answer, then one audit row for the call, whatever happened.
+ *   secret) -> audit spool not full (503) -> nonce (replay), then rate limit (429), in one Redis
+ *   round trip -> route (404 / 403) -> forward -> answer, then one audit row for the call,
+ *   whatever happened.
  *
  * Each step is a named function below that either returns what the next step needs or throws a
  * KeygateError; `handleInboundCall` turns a throw into the problem+json answer. The `InboundCall`
@@ -17,6 +18,7 @@ import {
   isKeygateError,
   KeygateError,
   PROBLEM_CONTENT_TYPE,
+  RETRY_AFTER_SECONDS,
   toProblem,
 } from '../errors.ts';
 import { answerLength, type HttpClient, type UpstreamResponse, withoutHopByHop } from '../http-client.ts';
@@ -112,6 +114,7 @@ export async function handleInboundCall(
     const body = await readSignedBody(deps, req, call);
     const key = await findPartnerKey(deps, auth.keyId, call);
     call.secretVersion = verifySignature(call, auth, key, body);
+    refuseWhileAuditSpoolFull(deps);
     await claimNonceAndSpendQuota(deps, key, auth, call);
     call.route = await findRoute(deps, key, call.path);
     const upstream = await forwardToUpstream(deps, call, call.route, key, req, body);
@@ -213,6 +216,20 @@ function verifySignature(
   });
   return verifyPartnerSignature({ canonical, signatureHex: auth.signatureHex, secrets: key.secrets })
     .matchedVersion;
+}
+
+/**
+ * The audit spool has reached KEYGATE_AUDIT_SPOOL_MAX_BYTES (MySQL has been down a long while): a
+ * call forwarded now might never be audited, so none is until the replay has drained the spool.
+ * Checked before the nonce and the quota, so the partner can retry the same call at no cost.
+ */
+function refuseWhileAuditSpoolFull(deps: InboundDeps): void {
+  if (deps.audit.spoolFull()) {
+    throw new KeygateError(
+      'KG_AUDIT_UNAVAILABLE',
+      'the audit trail cannot take more calls right now; retry shortly',
+    );
+  }
 }
 
 /**
@@ -322,6 +339,9 @@ async function answerWithProblem(
     [ERROR_HEADER]: problem.code,
     'x-request-id': call.requestId,
   };
+  // A Retry-After the exhausted quota already set asks for the longer wait: it stays.
+  const retryAfter = RETRY_AFTER_SECONDS[problem.code];
+  if (retryAfter !== undefined) headers['Retry-After'] ??= String(retryAfter);
   // A body left unread (refused early, or too large) is not drained: the connection goes instead.
   if (!req.complete) headers.connection = 'close';
   try {

@@ -127,7 +127,12 @@ export async function createInboundHandler(services: Services, opts: InboundHand
 
 function openAuditWriter({ config, db, logger }: Services) {
   try {
-    return createAuditWriter({ db, spoolDir: config.inbound.spoolDir, logger });
+    return createAuditWriter({
+      db,
+      spoolDir: config.inbound.spoolDir,
+      spoolMaxBytes: config.inbound.auditSpoolMaxBytes,
+      logger,
+    });
   } catch (err) {
     if (err instanceof SpoolDirError) {
       throw new StartupError(`KEYGATE_AUDIT_SPOOL_DIR (${config.inbound.spoolDir}): ${err.message}`);
