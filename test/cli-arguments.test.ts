@@ -1,8 +1,9 @@
 /**
  * What the CLI does with arguments a user gets wrong: a word too many, an empty --roles, a token
- * lifetime out of bounds, and errors as JSON under --json. In-process, on embedded SQLite.
+ * lifetime out of bounds, exit 2 for a command line it cannot take and 1 for a value the service
+ * refuses, and errors as JSON under --json. In-process, on embedded SQLite.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +88,53 @@ describe('CLI arguments', () => {
     expect(config.code).toBe(1);
     expect(JSON.parse(config.stderr).error).toMatchObject({ code: 'KG_CONFIG' });
     expect(JSON.parse(config.stderr).error.message).toContain('KEYGATE_SCRIPT_CPU_MS');
+  });
+
+  it('exits 2 for a command line not of the form it takes, 1 for a value the service refuses', async () => {
+    expect((await cli('tenant', 'create', 'exits')).code).toBe(0);
+    const script = path.join(dataDir, 'ok.js');
+    writeFileSync(script, 'function (reqHeaders) {}\n');
+    const usage: string[][] = [
+      ['token', 'create', '--role', 'root', '--name', 'n'],
+      ['token', 'create', '--role', 'tenant_admin', '--name', 'n'],
+      ['token', 'create', '--role', 'gateway_admin', '--tenant', 'exits', '--name', 'n'],
+      ['token', 'create', '--role', 'gateway_admin', '--name', 'n', '--expires-in', 'soon'],
+      ['provider', 'activate', '--tenant', 'exits', 'p', 'two'],
+      ['provider', 'activate', '--tenant', 'exits', 'p', '2', '--expected-revision', ''],
+      ['provider', 'rollback', '--tenant', 'exits', 'p', '--to', '0'],
+      ['script', 'validate', '--tenant', 'exits', '-f', script, '--kind', 'signing'],
+      ['partner-key', 'create', '--tenant', 'exits', '--name', 'n', '--rate', 'fast'],
+      ['partner-key', 'create', '--tenant', 'exits', '--name', 'n', '--on-redis-down', 'panic'],
+      ['partner-key', 'create', '--tenant', 'exits', '--name', 'n', '--burst', '2.5'],
+      ['partner-key', 'retire-secret', '--tenant', 'exits', 'pk_x', '--version', '0'],
+      ['route', 'add', '--tenant', 'exits', '--prefix', '/a', '--upstream', 'http://a', '--timeout-ms', '1s'],
+      ['audit', 'purge', '--older-than', 'a while'],
+    ];
+    for (const argv of usage) {
+      const res = await cli(...argv, '--json');
+      expect({ argv, code: res.code }).toEqual({ argv, code: 2 });
+      expect(JSON.parse(res.stderr).error.code).toBe('KG_USAGE');
+    }
+    const refused: Array<[string[], string]> = [
+      [['tenant', 'create', 'Not A Name'], 'KG_VALIDATION_FAILED'],
+      [['token', 'create', '--role', 'gateway_admin', '--name', 'a/b'], 'KG_VALIDATION_FAILED'],
+      [
+        ['token', 'create', '--role', 'gateway_admin', '--name', 'n', '--expires-in', '5s'],
+        'KG_VALIDATION_FAILED',
+      ],
+      [
+        ['partner-key', 'create', '--tenant', 'exits', '--name', 'n', '--rate', '0/s'],
+        'KG_VALIDATION_FAILED',
+      ],
+      [['partner-key', 'create', '--tenant', 'exits', '--name', 'n', '--burst', '0'], 'KG_VALIDATION_FAILED'],
+      [['audit', 'purge', '--older-than', '0s'], 'KG_VALIDATION_FAILED'],
+      [['service-token', 'create', '--tenant', 'no-such-tenant', '--name', 'n'], 'KG_NOT_FOUND'],
+    ];
+    for (const [argv, code] of refused) {
+      const res = await cli(...argv, '--json');
+      expect({ argv, code: res.code }).toEqual({ argv, code: 1 });
+      expect(JSON.parse(res.stderr).error.code).toBe(code);
+    }
   });
 
   it('describes each option as the command uses it', async () => {

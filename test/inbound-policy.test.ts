@@ -211,16 +211,18 @@ describe('keygate partner-key set-policy', () => {
     const nothing = await cli('partner-key', 'set-policy', '--tenant', tenantId, key.keyId);
     expect(nothing.code).toBe(2);
     expect(nothing.stderr).toContain('give at least one of');
-    const bad: Array<[string[], string]> = [
-      [['--burst', '0'], 'KG_VALIDATION_FAILED'],
-      [['--algorithm', 'leaky'], 'KG_VALIDATION_FAILED'],
-      [['--rate', 'fast'], 'KG_VALIDATION_FAILED'],
-      [['--rate', '1/d', '--burst', '100000'], 'KG_VALIDATION_FAILED'],
+    // Not of the option's form: a usage error (2). Of the form but refused: the service's (1).
+    const bad: Array<[string[], number, string]> = [
+      [['--burst', '0'], 1, 'KG_VALIDATION_FAILED'],
+      [['--algorithm', 'leaky'], 2, '--algorithm must be one of token-bucket, gcra'],
+      [['--rate', 'fast'], 2, '--rate "fast" must look like 10/s'],
+      [['--rate', '0/s'], 1, 'KG_VALIDATION_FAILED'],
+      [['--rate', '1/d', '--burst', '100000'], 1, 'KG_VALIDATION_FAILED'],
     ];
-    for (const [options, code] of bad) {
+    for (const [options, exit, message] of bad) {
       const r = await cli('partner-key', 'set-policy', '--tenant', tenantId, key.keyId, ...options);
-      expect({ options, code: r.code }).toEqual({ options, code: 1 });
-      expect(r.stderr).toContain(code);
+      expect({ options, code: r.code }).toEqual({ options, code: exit });
+      expect(r.stderr).toContain(message);
     }
     const unknown = await cli(
       'partner-key',

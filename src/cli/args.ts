@@ -1,6 +1,12 @@
 /** Argument parsing and output shared by every `keygate` command. */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
+/**
+ * The command line as typed is wrong (exit 2, `KG_USAGE`): an unknown option, a missing or extra
+ * argument, or an option value not of the option's form (a whole number, a duration, a rate, one of
+ * its words). Nothing was done. A value of the right form that the service refuses (a name with
+ * characters a name may not have, `--burst 0`) is the service's KG_VALIDATION_FAILED, exit 1.
+ */
 export class UsageError extends Error {
   override name = 'UsageError';
 }
@@ -74,6 +80,40 @@ export function requireString(args: ParsedArgs, name: string): string {
   const v = args.values[name];
   if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
   return v;
+}
+
+/** An option that takes one of a fixed list of words; undefined when it is absent. */
+export function optionalChoice<T extends string>(
+  args: ParsedArgs,
+  name: string,
+  choices: readonly T[],
+): T | undefined {
+  const v = args.values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !choices.includes(v as T))
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}`);
+  return v as T;
+}
+
+export function requireChoice<T extends string>(args: ParsedArgs, name: string, choices: readonly T[]): T {
+  requireString(args, name);
+  return optionalChoice(args, name, choices)!;
+}
+
+/** A whole number in decimal digits (`--burst 20`); undefined when the option is absent. */
+export function optionalWholeNumber(args: ParsedArgs, name: string): number | undefined {
+  const v = args.values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v))
+    throw new UsageError(`--${name} must be a whole number`);
+  return Number(v);
+}
+
+/** A provider or secret version: 1, 2, ... */
+export function versionNumber(text: string, what: string): number {
+  if (!/^\d{1,15}$/.test(text) || Number(text) < 1)
+    throw new UsageError(`${what} must be a version number (1, 2, ...)`);
+  return Number(text);
 }
 
 export function requirePositional(args: ParsedArgs, index: number, what: string): string {

@@ -33,6 +33,7 @@ function overview(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split('\n')[0]}`),
     '',
     'Run `keygate <command> --help` for its options, `keygate --version` for the version. Configuration comes from the environment (see README).',
+    'Exit status: 0 done; 1 failed (including a value the service refuses); 2 usage error, nothing done.',
     '',
   ].join('\n');
 }
@@ -86,8 +87,8 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
 
 /**
  * One line on stderr naming the problem; with --json, one JSON object `{"error":{code,message}}`
- * whatever failed: a KG_* code of the API's list, or KG_USAGE (exit 2), KG_CONFIG, KG_STARTUP,
- * KG_INTERNAL.
+ * whatever failed: a KG_* code of the API's list, or KG_USAGE, KG_CONFIG, KG_STARTUP,
+ * KG_INTERNAL. Exit 2 for KG_USAGE (see UsageError), 1 for everything else.
  */
 function reportError(err: unknown, cmd: Command, io: CommandIo, json: boolean): number {
   let message: string;

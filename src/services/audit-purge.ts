@@ -4,6 +4,7 @@
  * wants a clear-out now, or a shorter period once. The purge itself is an admin change and is
  * recorded in admin_audit.
  */
+import { KeygateError } from '../errors.ts';
 import { deleteAuditRowsBefore } from '../inbound/audit/retention.ts';
 import { toDbTime } from '../storage/db.ts';
 import { type Actor, authorize } from './actor.ts';
@@ -19,6 +20,11 @@ export async function purgeAuditLog(
   input: { olderThanSeconds: number; now?: number },
 ): Promise<{ deleted: number; olderThan: string }> {
   authorize(actor, 'audit.purge', null);
+  if (!(Number.isSafeInteger(input.olderThanSeconds) && input.olderThanSeconds >= 1)) {
+    throw new KeygateError('KG_VALIDATION_FAILED', 'the age must be at least 1 s', {
+      errors: [{ path: 'olderThan', message: 'at least 1 s' }],
+    });
+  }
   const cutoff = (input.now ?? Date.now()) - input.olderThanSeconds * 1000;
   const olderThan = new Date(cutoff).toISOString();
   let deleted = 0;

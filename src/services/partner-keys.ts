@@ -94,9 +94,12 @@ export function checkScopes(path: string, scopes: readonly string[]): string[] {
   return unique;
 }
 
+/** What a rate looks like: `10/s`, `600/m`, `5/10s`, `1000/h`, `20000/d`. */
+export const RATE_FORMAT = /^\s*(\d+)\s*\/\s*(\d*)\s*([smhd])\s*$/;
+
 /** `10/s`, `600/m`, `5/10s`, `1000/h`, `20000/d` -> requests per period. */
 export function parseRate(text: string): { rate: number; periodSeconds: number } {
-  const m = /^\s*(\d+)\s*\/\s*(\d*)\s*([smhd])\s*$/.exec(text);
+  const m = RATE_FORMAT.exec(text);
   const unit = m ? { s: 1, m: 60, h: 3600, d: 86_400 }[m[3] as 's' | 'm' | 'h' | 'd'] : 0;
   const rate = Number(m?.[1]);
   const periodSeconds = (m?.[2] ? Number(m[2]) : 1) * unit;

@@ -15,6 +15,8 @@ import {
 } from '../../services/tokens.ts';
 import {
   type Command,
+  optionalChoice,
+  optionalWholeNumber,
   output,
   outputList,
   type ParsedArgs,
@@ -22,6 +24,7 @@ import {
   requirePositional,
   requireString,
   UsageError,
+  versionNumber,
 } from '../args.ts';
 import { CLI_ACTOR, withServices } from '../context.ts';
 
@@ -32,9 +35,8 @@ function optionalTenant(args: ParsedArgs): string | null {
 
 function versionArg(text: string, what: string): number | 'active' {
   if (text === 'active') return 'active';
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what} must be a version number or "active"`);
-  return n;
+  if (!/^\d+$/.test(text)) throw new UsageError(`${what} must be a version number or "active"`);
+  return versionNumber(text, what);
 }
 
 export const adminCommands: Command[] = [
@@ -107,13 +109,8 @@ export const adminCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const provider = requirePositional(args, 0, 'PROVIDER');
-      const version = Number(requirePositional(args, 1, 'VERSION'));
-      if (!Number.isInteger(version) || version < 1) throw new UsageError('VERSION must be a version number');
-      const revText = args.values['expected-revision'];
-      const expectedRevision = typeof revText === 'string' ? Number(revText) : undefined;
-      if (expectedRevision !== undefined && !Number.isInteger(expectedRevision)) {
-        throw new UsageError('--expected-revision must be a number');
-      }
+      const version = versionNumber(requirePositional(args, 1, 'VERSION'), 'VERSION');
+      const expectedRevision = optionalWholeNumber(args, 'expected-revision');
       const p = await withServices(io, (s) =>
         activateProviderVersion(s.ctx, CLI_ACTOR, { tenant, provider, version, expectedRevision }),
       );
@@ -155,9 +152,7 @@ export const adminCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const file = requireString(args, 'file');
-      const kind = (args.values.kind as string | undefined) ?? 'request';
-      if (kind !== 'request' && kind !== 'response')
-        throw new UsageError('--kind must be request or response');
+      const kind = optionalChoice(args, 'kind', ['request', 'response'] as const) ?? 'request';
       let source: string;
       try {
         source = readFileSync(file, 'utf8');
@@ -189,7 +184,6 @@ export const adminCommands: Command[] = [
     options: { 'older-than': { type: 'string' } },
     async run(args, io) {
       const olderThanSeconds = parseDuration(requireString(args, 'older-than'));
-      if (olderThanSeconds < 1) throw new UsageError('--older-than must be at least 1s');
       const result = await withServices(io, (s) => purgeAuditLog(s.ctx, CLI_ACTOR, { olderThanSeconds }));
       output(io, args, result, [`${result.deleted} audit rows older than ${result.olderThan} deleted`]);
       return 0;

@@ -1,8 +1,10 @@
+import { ON_REDIS_DOWN_BEHAVIOURS, RATE_LIMIT_ALGORITHMS } from '../../inbound/ratelimit/policy.ts';
 import {
   createPartnerKey,
   listPartnerKeys,
   type PartnerKeyView,
   parseRate,
+  RATE_FORMAT,
   retirePartnerSecret,
   revokePartnerKey,
   rotatePartnerKey,
@@ -10,15 +12,17 @@ import {
   updatePartnerKeyPolicy,
 } from '../../services/partner-keys.ts';
 import { addRoute, listRoutes, type RouteView, removeRoute } from '../../services/routes.ts';
-import type { OnRedisDown, RateLimitAlgorithm } from '../../storage/schema.ts';
 import {
   type Command,
+  optionalChoice,
+  optionalWholeNumber,
   output,
   outputList,
   type ParsedArgs,
   requirePositional,
   requireString,
   UsageError,
+  versionNumber,
 } from '../args.ts';
 import { CLI_ACTOR, withServices } from '../context.ts';
 
@@ -44,16 +48,16 @@ export const inboundCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const name = requireString(args, 'name');
-      const rate = typeof args.values.rate === 'string' ? parseRate(args.values.rate) : {};
-      const burst = optionalInteger(args, 'burst');
+      const rate = rateOption(args);
+      const burst = optionalWholeNumber(args, 'burst');
       const created = await withServices(io, (s) =>
         createPartnerKey(s.ctx, CLI_ACTOR, {
           tenant,
           name,
-          algorithm: optionalString(args, 'algorithm') as RateLimitAlgorithm | undefined,
+          algorithm: optionalChoice(args, 'algorithm', RATE_LIMIT_ALGORITHMS),
           ...rate,
           burst,
-          onRedisDown: optionalString(args, 'on-redis-down') as OnRedisDown | undefined,
+          onRedisDown: optionalChoice(args, 'on-redis-down', ON_REDIS_DOWN_BEHAVIOURS),
           scopes: optionalList(args, 'scopes') ?? undefined,
         }),
       );
@@ -87,10 +91,10 @@ export const inboundCommands: Command[] = [
       const tenant = requireString(args, 'tenant');
       const keyId = requirePositional(args, 0, 'KEY_ID');
       const change = {
-        algorithm: optionalString(args, 'algorithm') as RateLimitAlgorithm | undefined,
-        ...(typeof args.values.rate === 'string' ? parseRate(args.values.rate) : {}),
-        burst: optionalInteger(args, 'burst'),
-        onRedisDown: optionalString(args, 'on-redis-down') as OnRedisDown | undefined,
+        algorithm: optionalChoice(args, 'algorithm', RATE_LIMIT_ALGORITHMS),
+        ...rateOption(args),
+        burst: optionalWholeNumber(args, 'burst'),
+        onRedisDown: optionalChoice(args, 'on-redis-down', ON_REDIS_DOWN_BEHAVIOURS),
       };
       if (Object.values(change).every((v) => v === undefined)) {
         throw new UsageError('give at least one of --algorithm, --rate, --burst, --on-redis-down');
@@ -157,7 +161,8 @@ export const inboundCommands: Command[] = [
     async run(args, io) {
       const tenant = requireString(args, 'tenant');
       const keyId = requirePositional(args, 0, 'KEY_ID');
-      const version = optionalInteger(args, 'version');
+      const version =
+        typeof args.values.version === 'string' ? versionNumber(args.values.version, '--version') : undefined;
       const view = await withServices(io, (s) =>
         retirePartnerSecret(s.ctx, CLI_ACTOR, { tenant, keyId, version }),
       );
@@ -227,7 +232,7 @@ export const inboundCommands: Command[] = [
       const tenant = requireString(args, 'tenant');
       const prefix = requireString(args, 'prefix');
       const upstream = requireString(args, 'upstream');
-      const timeoutMs = optionalInteger(args, 'timeout-ms');
+      const timeoutMs = optionalWholeNumber(args, 'timeout-ms');
       const keyIds = optionalList(args, 'keys');
       const scopes = optionalList(args, 'scopes');
       const route = await withServices(io, (s) =>
@@ -282,11 +287,13 @@ function optionalList(args: ParsedArgs, name: string): string[] | null {
     .filter(Boolean);
 }
 
-function optionalInteger(args: ParsedArgs, name: string): number | undefined {
-  const v = optionalString(args, name);
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number`);
-  return Number(v);
+/** --rate: its form is checked here (exit 2); a rate of that form out of range is the service's to refuse. */
+function rateOption(args: ParsedArgs): { rate?: number; periodSeconds?: number } {
+  const text = optionalString(args, 'rate');
+  if (text === undefined) return {};
+  if (!RATE_FORMAT.test(text))
+    throw new UsageError(`--rate ${JSON.stringify(text)} must look like 10/s, 600/m, 5/10s or 1000/h`);
+  return parseRate(text);
 }
 
 function keySummary(k: PartnerKeyView) {

@@ -10,6 +10,7 @@ import {
   requirePositional,
   requireString,
   UsageError,
+  versionNumber,
 } from '../args.ts';
 import { CLI_ACTOR, withServices } from '../context.ts';
 
@@ -67,9 +68,7 @@ export const providerCommands: Command[] = [
       const tenant = requireString(args, 'tenant');
       const provider = requirePositional(args, 0, 'PROVIDER');
       const toText = args.values.to;
-      const to = typeof toText === 'string' ? Number(toText) : undefined;
-      if (to !== undefined && (!Number.isInteger(to) || to < 1))
-        throw new UsageError('--to must be a version number');
+      const to = typeof toText === 'string' ? versionNumber(toText, '--to') : undefined;
       const p = await withServices(io, (s) => rollbackProvider(s.ctx, CLI_ACTOR, { tenant, provider, to }));
       output(io, args, { provider: p.name, activeVersion: p.activeVersion }, [
         `provider ${p.name} now runs version ${p.activeVersion}`,
@@ -129,9 +128,7 @@ export const providerCommands: Command[] = [
         );
       }
       const versionText = args.values.version;
-      const version = typeof versionText === 'string' ? Number(versionText) : undefined;
-      if (version !== undefined && !Number.isInteger(version))
-        throw new UsageError('--version must be a number');
+      const version = typeof versionText === 'string' ? versionNumber(versionText, '--version') : undefined;
       const result = await withServices(io, (s) =>
         dryRunScript(s, CLI_ACTOR, { tenant, provider, version, sample, send: args.values.send === true }),
       );

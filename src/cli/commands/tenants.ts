@@ -1,7 +1,14 @@
 import { createTenant, toTenantView } from '../../services/tenants.ts';
-import { createAdminToken, createServiceToken } from '../../services/tokens.ts';
-import type { AdminRole } from '../../storage/schema.ts';
-import { type Command, output, parseDuration, requirePositional, requireString } from '../args.ts';
+import { ADMIN_ROLES, createAdminToken, createServiceToken } from '../../services/tokens.ts';
+import {
+  type Command,
+  output,
+  parseDuration,
+  requireChoice,
+  requirePositional,
+  requireString,
+  UsageError,
+} from '../args.ts';
 import { CLI_ACTOR, withServices } from '../context.ts';
 
 export const tenantCommands: Command[] = [
@@ -27,12 +34,18 @@ export const tenantCommands: Command[] = [
       'expires-in': { type: 'string' },
     },
     async run(args, io) {
-      const role = requireString(args, 'role') as AdminRole;
+      const role = requireChoice(args, 'role', ADMIN_ROLES);
       const name = requireString(args, 'name');
+      const tenant =
+        typeof args.values.tenant === 'string' && args.values.tenant !== '' ? args.values.tenant : null;
+      if (role === 'gateway_admin' && tenant !== null)
+        throw new UsageError('a gateway_admin token belongs to no tenant: leave out --tenant');
+      if (role !== 'gateway_admin' && tenant === null)
+        throw new UsageError(`--tenant is required for a ${role} token`);
       const expires = args.values['expires-in'];
       const created = await withServices(io, (s) =>
         createAdminToken(s.ctx, CLI_ACTOR, {
-          tenant: (args.values.tenant as string | undefined) ?? null,
+          tenant,
           role,
           name,
           expiresInSeconds: typeof expires === 'string' ? parseDuration(expires) : null,
