@@ -89,6 +89,28 @@ describe('CLI and admin API on one service layer', () => {
     expect(listed).toEqual([expect.objectContaining({ id: svc.id, status: 'revoked' })]);
   });
 
+  it('answers a second revocation or retirement of a partner key or secret as the API does', async () => {
+    const key = JSON.parse(
+      (await cli('partner-key', 'create', '--tenant', tenant, '--name', 'twice', '--json')).stdout,
+    );
+    expect((await cli('partner-key', 'rotate', '--tenant', tenant, key.keyId)).code).toBe(0);
+    const retire = () =>
+      cli('partner-key', 'retire-secret', '--tenant', tenant, key.keyId, '--version', '1', '--json');
+    expect((await retire()).code).toBe(0);
+    const retiredTwice = await retire();
+    expect(retiredTwice.code).toBe(1);
+    expect(JSON.parse(retiredTwice.stderr).error.code).toBe('KG_ALREADY_REVOKED');
+    expect((await cli('partner-key', 'revoke', '--tenant', tenant, key.keyId)).code).toBe(0);
+    const revokedTwice = await cli('partner-key', 'revoke', '--tenant', tenant, key.keyId, '--json');
+    expect(revokedTwice.code).toBe(1);
+    expect(JSON.parse(revokedTwice.stderr).error.code).toBe('KG_ALREADY_REVOKED');
+    const viaApi = await api.delete(`/admin/v1/tenants/${tenant}/partner-keys/${key.keyId}`, { token: root });
+    expect({ status: viaApi.status, code: viaApi.body.code }).toEqual({
+      status: 409,
+      code: 'KG_ALREADY_REVOKED',
+    });
+  });
+
   it('drafts, diffs and activates with the optimistic check, like the API', async () => {
     const file = path.join(dir, 'provider.json');
     writeFileSync(file, JSON.stringify({ name: 'cli-p', mode: 'simple', prefixUrl: 'http://127.0.0.1:9/a' }));
