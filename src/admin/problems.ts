@@ -80,7 +80,7 @@ export function createAdminErrorHandler(logger: Logger): ErrorHandler<AdminEnv> 
       return problemFor(c, new KeygateError(mapped.code, mapped.detail));
     }
     logger.error(
-      { requestId: c.get('requestId'), err: summarizeError(err) },
+      { requestId: c.get('requestId'), err: summarizeError(err, { stack: true }) },
       'admin request failed unexpectedly',
     );
     return problemFor(c, err);

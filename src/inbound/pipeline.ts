@@ -324,7 +324,7 @@ async function answerWithProblem(
   const problem = toProblem(err, call.requestId);
   if (!isKeygateError(err)) {
     deps.logger.error(
-      { requestId: call.requestId, err: summarizeError(err) },
+      { requestId: call.requestId, err: summarizeError(err, { stack: true }) },
       'inbound call failed unexpectedly',
     );
   }

@@ -5,7 +5,7 @@
  * known-good version keeps serving.
  */
 import { KeygateError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, summarizeError } from '../logger.ts';
 import type { CompiledScript, Sandbox } from '../sandbox/index.ts';
 import type { ConfigEvents } from '../services/context.ts';
 import { egressHosts, PROVIDER_NAME, type ProviderConfig } from '../services/provider-config.ts';
@@ -131,7 +131,7 @@ export function createProviderRegistry(opts: {
         // Keep serving the last-known-good version; try again after the next poll interval.
         entry.checkedAt = Date.now();
         logger.warn(
-          { err: errorSummary(err), tenantId, provider: name },
+          { err: summarizeError(err), tenantId, provider: name },
           'provider config refresh failed; keeping last-known-good',
         );
       })
@@ -158,7 +158,7 @@ export function createProviderRegistry(opts: {
           provider = await load(tenantId, name, null);
         } catch (err) {
           if (err instanceof KeygateError) throw err;
-          logger.warn({ err: errorSummary(err), tenantId, provider: name }, 'provider config unavailable');
+          logger.warn({ err: summarizeError(err), tenantId, provider: name }, 'provider config unavailable');
           throw new KeygateError(
             'KG_CONFIG_UNAVAILABLE',
             `configuration of provider ${name} could not be loaded`,
@@ -180,8 +180,4 @@ export function createProviderRegistry(opts: {
     isKnownName: (name) => knownNames.has(name),
     close: unsubscribe,
   };
-}
-
-function errorSummary(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

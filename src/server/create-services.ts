@@ -78,7 +78,7 @@ export async function createServices(
       configEvents = createRedisConfigEvents(redis, subscriber);
       tokens = createRedisTokenCache(redis, {
         onRedisError: (err) =>
-          logger.warn({ err: String(err) }, 'token cache: Redis unreachable, using this node only'),
+          logger.warn({ err: summarizeError(err) }, 'token cache: Redis unreachable, using this node only'),
       });
     } else {
       configEvents = createLocalConfigEvents();
@@ -137,7 +137,7 @@ export async function createServices(
           try {
             await close();
           } catch (err) {
-            logger.warn({ err: summarizeError(err) }, 'error while shutting down');
+            logger.warn({ err: summarizeError(err, { stack: true }) }, 'error while shutting down');
           }
         }
       },

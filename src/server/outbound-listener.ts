@@ -43,7 +43,7 @@ export function createOutboundHandler(deps: OutboundListenerDeps) {
       failure =
         err instanceof KeygateError
           ? { code: err.code, detail: err.message }
-          : { code: 'KG_INTERNAL', err: summarizeError(err) };
+          : { code: 'KG_INTERNAL', err: summarizeError(err, { stack: true }) };
     }
     const seconds = (performance.now() - started) / 1000;
     // Callers may put anything in the URL: only names of loaded providers become metric series.

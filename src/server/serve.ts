@@ -161,7 +161,7 @@ export async function startServer(
 function createListener(services: Services, role: ListenerRole | 'status', handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, (req, res) => {
     handler(req, res).catch((err: unknown) => {
-      services.logger.error({ err: summarizeError(err), role }, 'unhandled listener error');
+      services.logger.error({ err: summarizeError(err, { stack: true }), role }, 'unhandled listener error');
       if (res.headersSent) res.destroy();
       else sendProblem(res, err, requestIdOf(req));
     });

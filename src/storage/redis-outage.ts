@@ -4,6 +4,7 @@
  * while every other request takes the fallback at once. So an outage costs no per-request waits.
  */
 import { isKeygateError } from '../errors.ts';
+import { summarizeError } from '../logger.ts';
 
 export interface RedisOutageLogger {
   warn(details: object, message: string): void;
@@ -55,10 +56,7 @@ export function createRedisOutageGuard(options: RedisOutageOptions): RedisOutage
         if (isKeygateError(err)) throw err;
         const failedAt = now();
         if (outage === undefined) {
-          logger?.warn(
-            { err: err instanceof Error ? err.message : String(err) },
-            `${what}: Redis unreachable; ${whileDown}`,
-          );
+          logger?.warn({ err: summarizeError(err) }, `${what}: Redis unreachable; ${whileDown}`);
         }
         outage = { since: outage?.since ?? failedAt, lastFailureAt: failedAt };
         return withoutRedis();

@@ -35,6 +35,7 @@
  * soon as the replay has removed enough of it.
  */
 import { sql } from 'kysely';
+import { summarizeError } from '../../logger.ts';
 import type { Db } from '../../storage/db.ts';
 import type { NewAuditLogRow } from '../../storage/schema.ts';
 import { estimateRowBytes, insertAuditRows, isBadRowError, parseSpoolLine, toAuditRow } from './insert.ts';
@@ -148,7 +149,7 @@ export function createAuditWriter({
       );
     },
     onLeaseRenewError: (err) =>
-      logger.warn({ err: describeError(err), spoolDir }, 'audit spool lease renewal failed; trying again'),
+      logger.warn({ err: summarizeError(err), spoolDir }, 'audit spool lease renewal failed; trying again'),
   });
   const counts = { written: 0, spooled: 0, replayed: 0, rejected: 0, dropped: 0 };
   let queue: NewAuditLogRow[] = [];
@@ -199,7 +200,7 @@ export function createAuditWriter({
       else if (queue.length >= batchSize) startDrain('full');
       else armFlushTimer(flushIntervalMs);
     } catch (err) {
-      logger.error({ err: describeError(err) }, 'audit row could not be queued');
+      logger.error({ err: summarizeError(err) }, 'audit row could not be queued');
     }
   }
 
@@ -292,7 +293,7 @@ export function createAuditWriter({
     } catch (err) {
       spoolRetryAt = Date.now() + replayIntervalMs;
       logger.error(
-        { err: describeError(err), rows: rows.length, spoolDir },
+        { err: summarizeError(err), rows: rows.length, spoolDir },
         'audit spool append failed; rows kept in memory',
       );
       queue = rows.concat(queue);
@@ -308,7 +309,7 @@ export function createAuditWriter({
       spool.appendSync(rows);
       counts.spooled += rows.length;
     } catch (err) {
-      logger.error({ err: describeError(err), spoolDir }, 'audit spool append failed after close');
+      logger.error({ err: summarizeError(err), spoolDir }, 'audit spool append failed after close');
       dropRows(rows.length);
     }
   }
@@ -340,7 +341,7 @@ export function createAuditWriter({
     failureEpoch += 1;
     if (!dbUp) return;
     dbUp = false;
-    logger.warn({ err: describeError(err) }, 'audit database write failed; spooling rows until it is back');
+    logger.warn({ err: summarizeError(err) }, 'audit database write failed; spooling rows until it is back');
   }
 
   // ---- the replay: spool -> database ----
@@ -348,7 +349,7 @@ export function createAuditWriter({
   function startReplay(): void {
     if (replaying || state !== 'open') return;
     replaying = replayAll()
-      .catch((err) => logger.error({ err: describeError(err), spoolDir }, 'audit spool replay failed'))
+      .catch((err) => logger.error({ err: summarizeError(err), spoolDir }, 'audit spool replay failed'))
       .finally(() => {
         replaying = undefined;
       });
@@ -450,7 +451,7 @@ export function createAuditWriter({
           markDbDown(err);
           return false;
         }
-        await rejectLines([JSON.stringify(row)], describeError(err).message);
+        await rejectLines([JSON.stringify(row)], summarizeError(err).message);
       }
     }
     return true;
@@ -521,7 +522,7 @@ export function createAuditWriter({
   }
 
   function track(task: Promise<void>): void {
-    const safe = task.catch((err) => logger.error({ err: describeError(err) }, 'audit writer task failed'));
+    const safe = task.catch((err) => logger.error({ err: summarizeError(err) }, 'audit writer task failed'));
     tasks.add(safe);
     void safe.finally(() => tasks.delete(safe));
   }
@@ -595,13 +596,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void):
       },
     );
   });
-}
-
-/** Code and message only: a mysql2 error also carries the SQL with every value (bodies) inlined. */
-export function describeError(err: unknown): { code?: string; message: string } {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : String(err).slice(0, 200);
-  return typeof e?.code === 'string' ? { code: e.code, message } : { message };
 }
 
 function requireInteger(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {

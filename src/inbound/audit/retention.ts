@@ -7,8 +7,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteAdapter } from 'kysely';
+import { summarizeError } from '../../logger.ts';
 import { type Db, toDbTime } from '../../storage/db.ts';
-import { describeError } from './index.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -76,7 +76,7 @@ export function startAuditRetention(options: AuditRetentionOptions): AuditRetent
       runNow()
         .catch((err: unknown) => {
           logger.warn(
-            { err: describeError(err) },
+            { err: summarizeError(err) },
             'audit retention: deleting old rows failed; trying again at the next interval',
           );
         })
