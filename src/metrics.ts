@@ -113,6 +113,31 @@ export function createMetrics() {
         },
       });
     },
+    /** Exports the inbound key cache's counts of partner-key secrets that do not decrypt, per tenant. */
+    watchUnreadablePartnerSecrets(
+      counts: () => ReadonlyArray<{ tenantId: string; secrets: number; keysWithoutReadableSecret: number }>,
+    ): void {
+      new Gauge({
+        name: 'keygate_unreadable_partner_key_secrets',
+        help: "Live partner-key secrets that cannot be decrypted, per tenant, as of their key's latest load on this node; requests signed with them get 401 KG_SIGNATURE_MISMATCH",
+        labelNames: ['tenant'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const c of counts()) this.set({ tenant: c.tenantId }, c.secrets);
+        },
+      });
+      new Gauge({
+        name: 'keygate_partner_keys_without_readable_secret',
+        help: 'Partner keys none of whose live secrets can be decrypted, per tenant, as of their latest load on this node: every request with them gets 401 KG_SIGNATURE_MISMATCH',
+        labelNames: ['tenant'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const c of counts()) this.set({ tenant: c.tenantId }, c.keysWithoutReadableSecret);
+        },
+      });
+    },
     /** The Prometheus text, with the provider versions loaded now (a provider no longer loaded drops out). */
     async render(
       loaded: ReadonlyArray<{ tenantId: string; name: string; version: number }>,

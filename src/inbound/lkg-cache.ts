@@ -17,6 +17,11 @@ export interface LkgCacheOptions<V> {
   /** What the 503 names when a value was never loaded. */
   what: string;
   logger?: { warn(details: object, message: string): void };
+  /**
+   * Called with each value the cache keeps, when it keeps it: a load that an invalidate overtook
+   * is handed to its callers but not kept, and not passed here.
+   */
+  onStore?(key: string, value: V | undefined): void;
   /** Milliseconds clock, for tests. */
   now?: () => number;
 }
@@ -48,6 +53,7 @@ export function createLkgCache<V>({
   maxEntries = 50_000,
   what,
   logger,
+  onStore,
   now = Date.now,
 }: LkgCacheOptions<V>): LkgCache<V> {
   if (!(ttlMs > 0)) throw new RangeError(`createLkgCache: ttlMs must be positive, got ${ttlMs}`);
@@ -66,6 +72,7 @@ export function createLkgCache<V>({
           entry.value = value;
           entry.hasValue = true;
           entry.stale = false;
+          onStore?.(key, value);
         }
         return value;
       },

@@ -407,14 +407,36 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
     expect(repaired.unreadable).toEqual(new Set(['Region']));
   });
 
-  it('seals other values under the caller binding', async () => {
+  it('seals other values under the caller binding; one that will never open is unreadable, not unavailable', async () => {
     const s = store(localProvider());
     const sealed = await s.seal('partner-key:pk_1:v1', APP_SECRET);
     expectNoValues(sealed);
     expect(await s.open('partner-key:pk_1:v1', sealed)).toBe(APP_SECRET);
     expect(await store(localProvider()).open('partner-key:pk_1:v1', sealed)).toBe(APP_SECRET);
     const err = await rejection(s.open('partner-key:pk_2:v1', sealed));
-    expect(err.code).toBe('KG_SECRETS_UNAVAILABLE');
+    expect(err).toMatchObject({ code: 'KG_SECRET_UNREADABLE', status: 500 });
+    expect(err.message).toBe(
+      'sealed value cannot be decrypted: its ciphertext does not authenticate under its data key',
+    );
+    // A wrapped data key the key provider refuses (altered) will not open either, on any node.
+    const wrapped = Buffer.from(sealed.wrappedKey, 'base64');
+    wrapped[wrapped.length - 8]! ^= 0x01;
+    const refused = await rejection(
+      store(localProvider()).open('partner-key:pk_1:v1', {
+        ...sealed,
+        wrappedKey: wrapped.toString('base64'),
+      }),
+    );
+    expect(refused).toMatchObject({ code: 'KG_SECRET_UNREADABLE', status: 500 });
+    expect(refused.message).toMatch(
+      /^sealed value cannot be decrypted: the key provider refused its wrapped data key: /,
+    );
+    expectNoValues(err, refused);
+    expectNoSealedBytes(
+      [{ ciphertext: sealed.ciphertext, wrapped_key: sealed.wrappedKey }],
+      err.message,
+      refused.message,
+    );
     // A provider secret's binding and a sealed value's binding live in different domains.
     await s.set('ten_seal', 'acme', 'AppSecret', APP_SECRET);
     const row = await t.db
@@ -428,7 +450,7 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
         wrappedKey: row.wrapped_key,
         kmsKeyId: row.kms_key_id,
       }),
-    ).rejects.toMatchObject({ code: 'KG_SECRETS_UNAVAILABLE' });
+    ).rejects.toMatchObject({ code: 'KG_SECRET_UNREADABLE' });
   });
 
   describe('with aws-kms through the real SDK', () => {

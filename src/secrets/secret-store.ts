@@ -82,6 +82,13 @@ export interface SecretStore {
   invalidate(tenantId: string, provider: string): void;
   /** Seals any other value kept encrypted at rest (partner-key secrets); `aad` is the caller's binding. */
   seal(aad: string, plaintext: string): Promise<Sealed>;
+  /**
+   * Opens a value `seal` made. A wrapped data key the key provider refuses, or a ciphertext that
+   * does not authenticate, will never open however often it is asked: KG_SECRET_UNREADABLE, whose
+   * message says which part failed (never bytes of either), for the caller to log, not to answer
+   * with. A key provider that could not answer (down, slow, throttled, failing) may recover:
+   * KG_SECRETS_UNAVAILABLE.
+   */
   open(aad: string, sealed: Sealed): Promise<string>;
 }
 
@@ -226,24 +233,26 @@ export function createSecretStore({
     };
   };
 
-  /**
-   * The data key of a sealed value (`open`): any failure, a refusal included, is
-   * KG_SECRETS_UNAVAILABLE, as a ciphertext that does not decrypt is there.
-   */
-  const dataKeyOf = async (sealed: Sealed, what: string): Promise<Buffer> => {
+  const openSealed = async (sealed: Sealed, aad: Buffer, what: string): Promise<string> => {
+    let key: Buffer;
     try {
-      return await unwrapDataKey(sealed.wrappedKey, sealed.kmsKeyId);
+      key = await unwrapDataKey(sealed.wrappedKey, sealed.kmsKeyId);
     } catch (err) {
+      if (err instanceof DataKeyRefusedError) {
+        throw unreadable(
+          `${what} cannot be decrypted: the key provider refused its wrapped data key: ${err.message}`,
+          err,
+        );
+      }
       throw unavailable(`${what} could not be decrypted: the key provider did not unwrap its data key`, err);
     }
-  };
-
-  const openSealed = async (sealed: Sealed, aad: Buffer, what: string): Promise<string> => {
-    const key = await dataKeyOf(sealed, what);
     try {
       return openText(key, sealed.ciphertext, aad);
     } catch (err) {
-      throw unavailable(`${what} ${UNREADABLE_REASON}`, err);
+      throw unreadable(
+        `${what} cannot be decrypted: its ciphertext does not authenticate under its data key`,
+        err,
+      );
     }
   };
 
@@ -609,6 +618,11 @@ function validateLocation(tenantId: string, provider: string, name: string): voi
 
 function unavailable(detail: string, cause: unknown): KeygateError {
   return new KeygateError('KG_SECRETS_UNAVAILABLE', detail, {}, { cause });
+}
+
+/** A sealed value that will never open as it is stored (see `open`). */
+function unreadable(detail: string, cause: unknown): KeygateError {
+  return new KeygateError('KG_SECRET_UNREADABLE', detail, {}, { cause });
 }
 
 /** What a log line may say about a failure: names and messages of the error and its causes, no values. */

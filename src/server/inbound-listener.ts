@@ -85,6 +85,7 @@ export async function createInboundHandler(services: Services, opts: InboundHand
     redis: redisLimiter ? { limiter: redisLimiter, outage, nonceTtlSeconds: nonceTtl } : undefined,
   });
   services.metrics.watchAudit(() => audit.stats());
+  services.metrics.watchUnreadablePartnerSecrets(() => keys.unreadableCounts());
   const retention =
     config.inbound.auditRetentionDays > 0
       ? startAuditRetention({ db: services.db, retentionDays: config.inbound.auditRetentionDays, logger })

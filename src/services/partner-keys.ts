@@ -3,6 +3,7 @@
  * secrets. Secrets must be recoverable to verify signatures, so they are sealed (envelope
  * encryption through the secret store), never hashed; a secret is returned once, when created.
  */
+import { createHash } from 'node:crypto';
 import { KeygateError } from '../errors.ts';
 import { newId, newToken } from '../ids.ts';
 import { type RateLimitPolicy, validateRateLimitPolicy } from '../inbound/ratelimit/policy.ts';
@@ -477,14 +478,32 @@ export interface PartnerKeyForGateway {
   status: 'active' | 'revoked';
   policy: RateLimitPolicy;
   scopes: ReadonlySet<string>;
-  /** Live secrets, oldest first; values stay in memory only. */
+  /** Live secrets that decrypted, oldest first; values stay in memory only. */
   secrets: Array<{ version: number; secret: string }>;
+  /**
+   * Live secrets that will never decrypt as stored (their wrapped data key refused, or their
+   * ciphertext altered): left out of `secrets`, so a request signed with one fails as any wrong
+   * signature does. Absent when every live secret decrypted.
+   */
+  unreadableSecrets?: UnreadablePartnerSecret[];
+}
+
+/** A live partner-key secret left out of a load, as the gateway's log reports it. */
+export interface UnreadablePartnerSecret {
+  version: number;
+  /** A digest of the row's sealed columns, never logged: a row altered anew is reported anew. */
+  fingerprint: string;
+  /** Which part failed and what the key provider said; no bytes of either. */
+  cause: string;
 }
 
 /**
  * Inbound hot path (behind the gateway's cache): one key with its live secrets decrypted, or
  * undefined when no such key exists. Revoked keys are returned without secrets, so the gateway can
- * say "revoked" rather than "unknown".
+ * say "revoked" rather than "unknown". A secret that will never decrypt as stored is a fault of
+ * that one row: it is left out (listed in `unreadableSecrets`) and the others verify. A key
+ * provider or database that could not answer fails the whole load, so the gateway's cache keeps
+ * its last-known-good copy.
  */
 export async function loadPartnerKeyForGateway(
   deps: { db: Db; secrets: SecretStore },
@@ -510,16 +529,27 @@ export async function loadPartnerKeyForGateway(
     .where('retired_at', 'is', null)
     .orderBy('version')
     .execute();
-  const secrets = await Promise.all(
-    rows.map(async (r) => ({
-      version: Number(r.version),
-      secret: await deps.secrets.open(partnerSecretAad(keyId, Number(r.version)), {
-        ciphertext: r.ciphertext,
-        wrappedKey: r.wrapped_key,
-        kmsKeyId: r.kms_key_id,
-      }),
-    })),
+  const opened = await Promise.all(
+    rows.map(async (r): Promise<{ version: number; secret: string } | UnreadablePartnerSecret> => {
+      const version = Number(r.version);
+      try {
+        const secret = await deps.secrets.open(partnerSecretAad(keyId, version), {
+          ciphertext: r.ciphertext,
+          wrappedKey: r.wrapped_key,
+          kmsKeyId: r.kms_key_id,
+        });
+        return { version, secret };
+      } catch (err) {
+        if (!(err instanceof KeygateError && err.code === 'KG_SECRET_UNREADABLE')) throw err;
+        const fingerprint = createHash('sha256')
+          .update(`${r.kms_key_id}\0${r.wrapped_key}\0${r.ciphertext}`)
+          .digest('base64');
+        return { version, fingerprint, cause: err.message };
+      }
+    }),
   );
+  const secrets = opened.filter((o) => 'secret' in o);
+  const unreadable = opened.filter((o): o is UnreadablePartnerSecret => !('secret' in o));
   return {
     keyId,
     tenantId: key.tenant_id,
@@ -527,6 +557,7 @@ export async function loadPartnerKeyForGateway(
     policy: view.policy,
     scopes: new Set(view.scopes),
     secrets,
+    ...(unreadable.length > 0 ? { unreadableSecrets: unreadable } : {}),
   };
 }
 

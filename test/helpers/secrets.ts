@@ -28,11 +28,44 @@ async function flipBit(
     .where('provider', '=', provider)
     .where('name', '=', name)
     .executeTakeFirstOrThrow();
-  const bytes = Buffer.from(row[column], 'base64');
-  bytes[column === 'ciphertext' ? bytes.length >> 1 : bytes.length - 8]! ^= 0x01;
   await db
     .updateTable('secrets')
-    .set({ [column]: bytes.toString('base64') })
+    .set({ [column]: flipped(row[column], column) })
     .where('id', '=', row.id)
     .execute();
+}
+
+/** Flips one bit in the middle of the stored ciphertext of one version of a partner key's secret. */
+export function corruptPartnerCiphertext(db: Db, keyId: string, version: number): Promise<void> {
+  return flipPartnerBit(db, keyId, version, 'ciphertext');
+}
+
+/** Flips one bit in the authentication tag of the wrapped data key of one version of a partner key's secret. */
+export function corruptPartnerWrappedKey(db: Db, keyId: string, version: number): Promise<void> {
+  return flipPartnerBit(db, keyId, version, 'wrapped_key');
+}
+
+async function flipPartnerBit(
+  db: Db,
+  keyId: string,
+  version: number,
+  column: 'ciphertext' | 'wrapped_key',
+): Promise<void> {
+  const row = await db
+    .selectFrom('partner_key_secrets')
+    .select(['id', column])
+    .where('key_id', '=', keyId)
+    .where('version', '=', version)
+    .executeTakeFirstOrThrow();
+  await db
+    .updateTable('partner_key_secrets')
+    .set({ [column]: flipped(row[column], column) })
+    .where('id', '=', row.id)
+    .execute();
+}
+
+function flipped(base64: string, column: 'ciphertext' | 'wrapped_key'): string {
+  const bytes = Buffer.from(base64, 'base64');
+  bytes[column === 'ciphertext' ? bytes.length >> 1 : bytes.length - 8]! ^= 0x01;
+  return bytes.toString('base64');
 }
