@@ -4,6 +4,7 @@
  * pages never make a row repeat or go missing. The cursor is the sort key of the page's last row,
  * tagged with the listing that issued it; callers treat it as opaque.
  */
+import { type ReferenceExpression, type SelectQueryBuilder, sql } from 'kysely';
 import { KeygateError } from '../errors.ts';
 
 export interface Page<T> {
@@ -95,6 +96,25 @@ export function pageOf<R, K extends readonly string[]>(
     items,
     nextCursor: Buffer.from(JSON.stringify([listing.name, ...listing.keyOf(last)])).toString('base64url'),
   };
+}
+
+/**
+ * Reads the requested page of `query` in ascending order of the one column `column` that is the
+ * listing's sort key: after the cursor's key, `rowsToFetch` rows, made into a page with `pageOf`.
+ */
+export async function readPage<DB, TB extends keyof DB, O>(
+  listing: Listing<NoInfer<O>, readonly [string]>,
+  query: SelectQueryBuilder<DB, TB, O>,
+  column: ReferenceExpression<DB, TB> & string,
+  page: PageRequest,
+): Promise<Page<O>> {
+  const after = startAfter(listing, page);
+  const rows = await query
+    .$if(after !== undefined, (q) => q.where(sql.ref<string>(column), '>', after![0]))
+    .orderBy(column)
+    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
+    .execute();
+  return pageOf(listing, rows, page);
 }
 
 /** The same page with each item converted (a row to its view). */

@@ -13,15 +13,7 @@ import type { OnRedisDown, PartnerKey, RateLimitAlgorithm } from '../storage/sch
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
-import {
-  defineListing,
-  mapPage,
-  type Page,
-  type PageRequest,
-  pageOf,
-  rowsToFetch,
-  startAfter,
-} from './paging.ts';
+import { defineListing, mapPage, type Page, type PageRequest, readPage } from './paging.ts';
 import { resolveTenantId } from './tenants.ts';
 
 /** A key holds at most this many live secrets: the current one and, during a rotation, its successor. */
@@ -425,16 +417,8 @@ export async function listPartnerKeys(
 ): Promise<Page<PartnerKeyView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'partner-key.manage', tenantId);
-  const after = startAfter(PARTNER_KEYS, page);
-  const rows = await ctx.db
-    .selectFrom('partner_keys')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .$if(after !== undefined, (q) => q.where('id', '>', after![0]))
-    .orderBy('id')
-    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
-    .execute();
-  const keys = pageOf(PARTNER_KEYS, rows, page);
+  const query = ctx.db.selectFrom('partner_keys').selectAll().where('tenant_id', '=', tenantId);
+  const keys = await readPage(PARTNER_KEYS, query, 'id', page);
   if (keys.items.length === 0) return { items: [], nextCursor: null };
   const secrets = await ctx.db
     .selectFrom('partner_key_secrets')

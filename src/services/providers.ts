@@ -19,6 +19,7 @@ import {
   type Page,
   type PageRequest,
   pageOf,
+  readPage,
   rowsToFetch,
   startAfter,
 } from './paging.ts';
@@ -186,16 +187,8 @@ export async function listProviders(
 ): Promise<Page<ProviderView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'provider.read', tenantId);
-  const after = startAfter(PROVIDERS, page);
-  const rows = await ctx.db
-    .selectFrom('providers')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .$if(after !== undefined, (q) => q.where('name', '>', after![0]))
-    .orderBy('name')
-    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
-    .execute();
-  return mapPage(pageOf(PROVIDERS, rows, page), toProviderView);
+  const query = ctx.db.selectFrom('providers').selectAll().where('tenant_id', '=', tenantId);
+  return mapPage(await readPage(PROVIDERS, query, 'name', page), toProviderView);
 }
 
 export async function getProvider(

@@ -11,15 +11,7 @@ import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
-import {
-  defineListing,
-  mapPage,
-  type Page,
-  type PageRequest,
-  pageOf,
-  rowsToFetch,
-  startAfter,
-} from './paging.ts';
+import { defineListing, mapPage, type Page, type PageRequest, readPage } from './paging.ts';
 import { checkScopes, existingPartnerKeyIds } from './partner-keys.ts';
 import { resolveTenantId } from './tenants.ts';
 
@@ -160,16 +152,8 @@ export async function listRoutes(
 ): Promise<Page<RouteView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'route.manage', tenantId);
-  const after = startAfter(ROUTES, page);
-  const rows = await ctx.db
-    .selectFrom('routes')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .$if(after !== undefined, (q) => q.where('prefix', '>', after![0]))
-    .orderBy('prefix')
-    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
-    .execute();
-  return mapPage(pageOf(ROUTES, rows, page), toRouteView);
+  const query = ctx.db.selectFrom('routes').selectAll().where('tenant_id', '=', tenantId);
+  return mapPage(await readPage(ROUTES, query, 'prefix', page), toRouteView);
 }
 
 /** Inbound hot path (behind the gateway's cache): every route of a tenant. */

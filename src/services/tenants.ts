@@ -6,7 +6,7 @@ import { writeTransaction } from '../storage/write-conflicts.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
-import { defineListing, type Page, type PageRequest, pageOf, rowsToFetch, startAfter } from './paging.ts';
+import { defineListing, type Page, type PageRequest, readPage } from './paging.ts';
 
 const TENANT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -69,16 +69,11 @@ export async function listTenants(
   if (onlyTenant === undefined) authorize(actor, 'tenant.list', null);
   else if (onlyTenant === null) return { items: [], nextCursor: null };
   else authorize(actor, 'tenant.read', onlyTenant);
-  const after = startAfter(TENANTS, page);
-  const rows = await ctx.db
+  const query = ctx.db
     .selectFrom('tenants')
     .selectAll()
-    .$if(onlyTenant !== undefined, (q) => q.where('id', '=', onlyTenant!))
-    .$if(after !== undefined, (q) => q.where('name', '>', after![0]))
-    .orderBy('name')
-    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
-    .execute();
-  return pageOf(TENANTS, rows, page);
+    .$if(onlyTenant !== undefined, (q) => q.where('id', '=', onlyTenant!));
+  return readPage(TENANTS, query, 'name', page);
 }
 
 export async function getTenant(ctx: ServiceContext, actor: Actor, idOrName: string): Promise<Tenant> {

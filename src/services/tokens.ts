@@ -9,15 +9,7 @@ import type { AdminRole, ServiceToken } from '../storage/schema.ts';
 import { type Actor, authorize } from './actor.ts';
 import { recordAdminAudit } from './admin-audit.ts';
 import type { ServiceContext } from './context.ts';
-import {
-  defineListing,
-  mapPage,
-  type Page,
-  type PageRequest,
-  pageOf,
-  rowsToFetch,
-  startAfter,
-} from './paging.ts';
+import { defineListing, mapPage, type Page, type PageRequest, readPage } from './paging.ts';
 import { resolveTenantId } from './tenants.ts';
 
 /** Config-event topic announcing that a tenant's service tokens changed (a revocation). */
@@ -99,16 +91,11 @@ export async function listServiceTokens(
 ): Promise<Page<ServiceTokenView>> {
   const tenantId = await resolveTenantId(ctx.db, tenant);
   authorize(actor, 'service-token.manage', tenantId);
-  const after = startAfter(SERVICE_TOKENS, page);
-  const rows = await ctx.db
+  const query = ctx.db
     .selectFrom('service_tokens')
     .select(['id', 'name', 'tenant_id', 'created_at', 'revoked_at'])
-    .where('tenant_id', '=', tenantId)
-    .$if(after !== undefined, (q) => q.where('id', '>', after![0]))
-    .orderBy('id')
-    .$if(page.limit !== undefined, (q) => q.limit(rowsToFetch(page)!))
-    .execute();
-  return mapPage(pageOf(SERVICE_TOKENS, rows, page), toServiceTokenView);
+    .where('tenant_id', '=', tenantId);
+  return mapPage(await readPage(SERVICE_TOKENS, query, 'id', page), toServiceTokenView);
 }
 
 /**
@@ -289,16 +276,12 @@ export async function listAdminTokens(
   input: { tenant: string | null } & PageRequest,
 ): Promise<Page<AdminTokenView>> {
   const tenantId = await authorizeAdminTokenScope(ctx, actor, input.tenant);
-  const after = startAfter(ADMIN_TOKENS, input);
   let query = ctx.db
     .selectFrom('admin_tokens')
-    .select(['id', 'name', 'role', 'tenant_id', 'created_by', 'expires_at', 'revoked_at', 'created_at'])
-    .$if(after !== undefined, (q) => q.where('id', '>', after![0]))
-    .orderBy('id')
-    .$if(input.limit !== undefined, (q) => q.limit(rowsToFetch(input)!));
+    .select(['id', 'name', 'role', 'tenant_id', 'created_by', 'expires_at', 'revoked_at', 'created_at']);
   query = tenantId === null ? query.where('tenant_id', 'is', null) : query.where('tenant_id', '=', tenantId);
   const now = Date.now();
-  return mapPage(pageOf(ADMIN_TOKENS, await query.execute(), input), (r) => ({
+  return mapPage(await readPage(ADMIN_TOKENS, query, 'id', input), (r) => ({
     id: r.id,
     name: r.name,
     role: r.role,
