@@ -33,20 +33,13 @@ describe.each(DIALECTS)('CLI output on %s', (dialect) => {
   };
   const json = async (...argv: string[]) => JSON.parse(await cli(...argv, '--json'));
 
+  /** What the commands that create or revoke printed; made once, read by both tests. */
+  const created: Array<[string, unknown]> = [];
+
   beforeAll(async () => {
     t = await createTestDatabase(dialect);
     env = { KEYGATE_DATA_DIR: t.dataDir, ...(t.databaseUrl ? { DATABASE_URL: t.databaseUrl } : {}) };
-  });
-  afterAll(async () => {
-    await t?.drop();
-  });
-
-  it('shows every time in ISO 8601 UTC, in --json and in human lines', async () => {
-    const outputs: Array<[string, unknown]> = [];
-    const record = async (name: string, value: Promise<unknown>) => outputs.push([name, await value]);
-
-    const tenant = await json('tenant', 'create', 'times');
-    outputs.push(['tenant create', tenant]);
+    created.push(['tenant create', await json('tenant', 'create', 'times')]);
     const member = await json(
       'token',
       'create',
@@ -59,20 +52,28 @@ describe.each(DIALECTS)('CLI output on %s', (dialect) => {
       '--expires-in',
       '1h',
     );
-    outputs.push(['token create', member]);
+    created.push(['token create', member]);
     await cli('token', 'revoke', '--tenant', 'times', member.id);
-    await record('token list', json('token', 'list', '--tenant', 'times'));
     const svc = await json('service-token', 'create', '--tenant', 'times', '--name', 's');
     await cli('service-token', 'revoke', '--tenant', 'times', svc.id);
-    await record('service-token list', json('service-token', 'list', '--tenant', 'times'));
     const key = await json('partner-key', 'create', '--tenant', 'times', '--name', 'k');
-    outputs.push(['partner-key create', key]);
-    await record('partner-key revoke', json('partner-key', 'revoke', '--tenant', 'times', key.keyId));
-    await record('partner-key list', json('partner-key', 'list', '--tenant', 'times'));
-    await record(
+    created.push(['partner-key create', key]);
+    created.push(['partner-key revoke', await json('partner-key', 'revoke', '--tenant', 'times', key.keyId)]);
+    created.push([
       'route add',
-      json('route', 'add', '--tenant', 'times', '--prefix', '/t', '--upstream', 'http://127.0.0.1:9'),
-    );
+      await json('route', 'add', '--tenant', 'times', '--prefix', '/t', '--upstream', 'http://127.0.0.1:9'),
+    ]);
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  it('shows every time in ISO 8601 UTC, in --json and in human lines', async () => {
+    const outputs: Array<[string, unknown]> = [...created];
+    const record = async (name: string, value: Promise<unknown>) => outputs.push([name, await value]);
+    await record('token list', json('token', 'list', '--tenant', 'times'));
+    await record('service-token list', json('service-token', 'list', '--tenant', 'times'));
+    await record('partner-key list', json('partner-key', 'list', '--tenant', 'times'));
     await record('route list', json('route', 'list', '--tenant', 'times'));
     await record('audit purge', json('audit', 'purge', '--older-than', '30d'));
 
