@@ -6,6 +6,7 @@
  * not reach the database on every request.
  */
 import { KeygateError } from '../errors.ts';
+import { summarizeError } from '../logger.ts';
 
 export interface LkgCacheOptions<V> {
   /** What the cache holds: undefined means "no such thing" and is cached too. */
@@ -85,7 +86,7 @@ export function createLkgCache<V>({
             what,
             key,
             servingLastKnownGood: entry.hasValue,
-            err: err instanceof Error ? err.message : String(err),
+            err: summarizeError(err),
           },
           'inbound cache: load failed',
         );

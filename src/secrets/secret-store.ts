@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { KeygateError } from '../errors.ts';
 import { newId } from '../ids.ts';
+import { summarizeError } from '../logger.ts';
 import { type Db, fromDbTime, toDbTime } from '../storage/db.ts';
 import { isDuplicateKey } from '../storage/write-conflicts.ts';
 import { bindingAad, openText, sealText } from './envelope.ts';
@@ -404,7 +405,7 @@ export function createSecretStore({
           if (!state.secrets && providers.get(key) === state) providers.delete(key);
         }
         logger.warn(
-          { tenantId, provider, servingLastKnownGood: state.secrets !== undefined, err: describeError(err) },
+          { tenantId, provider, servingLastKnownGood: state.secrets !== undefined, err: summarizeError(err) },
           'loading provider secrets failed',
         );
         throw err;
@@ -623,15 +624,4 @@ function unavailable(detail: string, cause: unknown): KeygateError {
 /** A sealed value that will never open as it is stored (see `open`). */
 function unreadable(detail: string, cause: unknown): KeygateError {
   return new KeygateError('KG_SECRET_UNREADABLE', detail, {}, { cause });
-}
-
-/** What a log line may say about a failure: names and messages of the error and its causes, no values. */
-function describeError(err: unknown, depth = 0): { name: string; message: string; cause?: object } {
-  const e = err instanceof Error ? err : new Error(typeof err);
-  const code = (e as NodeJS.ErrnoException).code;
-  return {
-    name: typeof code === 'string' ? `${e.name} ${code}` : e.name,
-    message: e.message,
-    ...(e.cause === undefined || depth >= 3 ? {} : { cause: describeError(e.cause, depth + 1) }),
-  };
 }
