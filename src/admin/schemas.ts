@@ -2,7 +2,7 @@
  * Schemas shared by every admin route: path parameters, pagination, problem+json, and helpers
  * that keep the route files short. Responses use ISO 8601 timestamps.
  */
-import { z } from '@hono/zod-openapi';
+import { createRoute, z } from '@hono/zod-openapi';
 import { ERROR_CODES, PROBLEM_CONTENT_TYPE } from '../errors.ts';
 
 export const API_PREFIX = '/admin/v1';
@@ -142,5 +142,40 @@ export function pageSchema<T extends z.ZodType>(item: T) {
       .string()
       .nullable()
       .openapi({ description: 'Pass as cursor for the next page; null on the last page' }),
+  });
+}
+
+/**
+ * A list endpoint: GET with `?limit=&cursor=`, a page of `item` as 200, and a 400 for a bad limit
+ * or cursor; with path `params`, also a 404 for a tenant or provider that does not exist.
+ */
+export function listRoute<I extends z.ZodType, P extends z.ZodObject | undefined = undefined>(def: {
+  path: string;
+  operationId: string;
+  tags: string[];
+  summary: string;
+  permission: string;
+  params?: P;
+  item: I;
+  /** Of the 200 response: what a page holds, in which order. */
+  description: string;
+}) {
+  type Request = P extends z.ZodObject ? { params: P; query: typeof PageQuery } : { query: typeof PageQuery };
+  const request = (
+    def.params === undefined ? { query: PageQuery } : { params: def.params, query: PageQuery }
+  ) as Request;
+  return createRoute({
+    method: 'get',
+    path: def.path,
+    operationId: def.operationId,
+    tags: def.tags,
+    summary: def.summary,
+    security: BEARER,
+    'x-keygate-permission': def.permission,
+    request,
+    responses: {
+      200: jsonContent(pageSchema(def.item), def.description),
+      ...(def.params === undefined ? errorResponses(400) : errorResponses(400, 404)),
+    },
   });
 }

@@ -1,6 +1,7 @@
 /** The admin audit trail: every change made through the API or the CLI, newest first. */
 import { createRoute, z } from '@hono/zod-openapi';
 import { queryAdminAudit } from '../../services/audit-queries.ts';
+import { mapPage } from '../../services/paging.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
 import {
   API_PREFIX,
@@ -54,10 +55,10 @@ export function registerAdminAuditRoutes(app: AdminApp, { ctx }: AdminDeps): voi
       tenant: c.req.valid('param').tenant,
       ...c.req.valid('query'),
     });
-    return c.json({ items: page.items.map(toAdminAuditEntry), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toAdminAuditEntry), 200);
   });
   app.openapi(listAdminAuditRoute, async (c) => {
     const page = await queryAdminAudit(ctx, c.var.actor, { tenant: null, ...c.req.valid('query') });
-    return c.json({ items: page.items.map(toAdminAuditEntry), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toAdminAuditEntry), 200);
   });
 }

@@ -1,6 +1,7 @@
 /** The inbound audit log (`audit_log`): one row per partner call, filtered by key, outcome and time. */
 import { createRoute, z } from '@hono/zod-openapi';
 import { getInboundAuditEntry, queryInboundAudit } from '../../services/audit-queries.ts';
+import { mapPage } from '../../services/paging.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
 import {
   API_PREFIX,
@@ -88,7 +89,7 @@ export function registerAuditLogRoutes(app: AdminApp, { ctx }: AdminDeps): void 
       tenant: c.req.valid('param').tenant,
       ...c.req.valid('query'),
     });
-    return c.json({ items: page.items.map(toInboundSummary), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toInboundSummary), 200);
   });
   app.openapi(getTenantAuditEntryRoute, async (c) => {
     const { tenant, requestId } = c.req.valid('param');
@@ -96,7 +97,7 @@ export function registerAuditLogRoutes(app: AdminApp, { ctx }: AdminDeps): void 
   });
   app.openapi(listAuditLogRoute, async (c) => {
     const page = await queryInboundAudit(ctx, c.var.actor, { tenant: null, ...c.req.valid('query') });
-    return c.json({ items: page.items.map(toInboundSummary), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toInboundSummary), 200);
   });
   app.openapi(getAuditEntryRoute, async (c) => {
     const entry = await getInboundAuditEntry(ctx, c.var.actor, {

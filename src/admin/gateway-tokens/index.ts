@@ -1,5 +1,6 @@
 /** Gateway-wide admin tokens (role gateway_admin, no tenant): create, list, revoke. */
 import { createRoute, z } from '@hono/zod-openapi';
+import { mapPage } from '../../services/paging.ts';
 import { createAdminToken, listAdminTokens, revokeAdminToken } from '../../services/tokens.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
 import {
@@ -16,9 +17,8 @@ import {
   idParam,
   jsonBody,
   jsonContent,
+  listRoute,
   noContent,
-  PageQuery,
-  pageSchema,
 } from '../schemas.ts';
 
 export const createGatewayTokenRoute = createRoute({
@@ -33,19 +33,14 @@ export const createGatewayTokenRoute = createRoute({
   responses: { 201: jsonContent(CreatedAdminTokenSchema, 'The new token'), ...errorResponses(400, 415) },
 });
 
-export const listGatewayTokensRoute = createRoute({
-  method: 'get',
+export const listGatewayTokensRoute = listRoute({
   path: `${API_PREFIX}/admin-tokens`,
   operationId: 'listGatewayAdminTokens',
   tags: ['gateway admin tokens'],
   summary: 'List gateway_admin tokens',
-  security: BEARER,
-  'x-keygate-permission': 'gateway-token.manage',
-  request: { query: PageQuery },
-  responses: {
-    200: jsonContent(pageSchema(AdminTokenSchema), 'A page of gateway admin tokens, oldest first'),
-    ...errorResponses(400),
-  },
+  permission: 'gateway-token.manage',
+  item: AdminTokenSchema,
+  description: 'A page of gateway admin tokens, oldest first',
 });
 
 export const revokeGatewayTokenRoute = createRoute({
@@ -73,7 +68,7 @@ export function registerGatewayTokenRoutes(app: AdminApp, { ctx }: AdminDeps): v
   });
   app.openapi(listGatewayTokensRoute, async (c) => {
     const page = await listAdminTokens(ctx, c.var.actor, { tenant: null, ...c.req.valid('query') });
-    return c.json({ items: page.items.map(toAdminToken), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toAdminToken), 200);
   });
   app.openapi(revokeGatewayTokenRoute, async (c) => {
     await revokeAdminToken(ctx, c.var.actor, { tenant: null, id: c.req.valid('param').tokenId });

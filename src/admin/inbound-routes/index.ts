@@ -1,5 +1,6 @@
 /** Inbound routes: a tenant's path prefix -> internal upstream, with its timeout and allowed keys or scopes. */
 import { createRoute, z } from '@hono/zod-openapi';
+import { mapPage } from '../../services/paging.ts';
 import { addRoute, listRoutes, type RouteView, removeRoute } from '../../services/routes.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
 import {
@@ -9,9 +10,8 @@ import {
   idParam,
   jsonBody,
   jsonContent,
+  listRoute,
   noContent,
-  PageQuery,
-  pageSchema,
   TenantParams,
   tenantParam,
 } from '../schemas.ts';
@@ -71,19 +71,15 @@ export const addInboundRouteRoute = createRoute({
   responses: { 201: jsonContent(InboundRouteSchema, 'The new route'), ...errorResponses(400, 404, 409, 415) },
 });
 
-export const listInboundRoutesRoute = createRoute({
-  method: 'get',
+export const listInboundRoutesRoute = listRoute({
   path: `${API_PREFIX}/tenants/{tenant}/routes`,
   operationId: 'listInboundRoutes',
   tags: TAGS,
   summary: "List a tenant's inbound routes",
-  security: BEARER,
-  'x-keygate-permission': PERMISSION,
-  request: { params: TenantParams, query: PageQuery },
-  responses: {
-    200: jsonContent(pageSchema(InboundRouteSchema), 'A page of routes, by prefix'),
-    ...errorResponses(400, 404),
-  },
+  permission: PERMISSION,
+  params: TenantParams,
+  item: InboundRouteSchema,
+  description: 'A page of routes, by prefix',
 });
 
 export const removeInboundRouteRoute = createRoute({
@@ -108,7 +104,7 @@ export function registerInboundRouteRoutes(app: AdminApp, { ctx }: AdminDeps): v
   });
   app.openapi(listInboundRoutesRoute, async (c) => {
     const page = await listRoutes(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
-    return c.json({ items: page.items.map(toInboundRoute), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toInboundRoute), 200);
   });
   app.openapi(removeInboundRouteRoute, async (c) => {
     await removeRoute(ctx, c.var.actor, c.req.valid('param'));

@@ -1,30 +1,18 @@
-import { createRoute } from '@hono/zod-openapi';
+import { mapPage } from '../../services/paging.ts';
 import { listAdminTokens } from '../../services/tokens.ts';
 import type { AdminApp, AdminDeps } from '../env.ts';
-import {
-  API_PREFIX,
-  BEARER,
-  errorResponses,
-  jsonContent,
-  PageQuery,
-  pageSchema,
-  TenantParams,
-} from '../schemas.ts';
+import { API_PREFIX, listRoute, TenantParams } from '../schemas.ts';
 import { AdminTokenSchema, toAdminToken } from './schema.ts';
 
-export const listMembersRoute = createRoute({
-  method: 'get',
+export const listMembersRoute = listRoute({
   path: `${API_PREFIX}/tenants/{tenant}/members`,
   operationId: 'listMembers',
   tags: ['members'],
   summary: "List a tenant's admin tokens (never the tokens themselves)",
-  security: BEARER,
-  'x-keygate-permission': 'member.manage',
-  request: { params: TenantParams, query: PageQuery },
-  responses: {
-    200: jsonContent(pageSchema(AdminTokenSchema), 'A page of members, oldest first'),
-    ...errorResponses(400, 404),
-  },
+  permission: 'member.manage',
+  params: TenantParams,
+  item: AdminTokenSchema,
+  description: 'A page of members, oldest first',
 });
 
 export function registerListMembers(app: AdminApp, { ctx }: AdminDeps): void {
@@ -33,6 +21,6 @@ export function registerListMembers(app: AdminApp, { ctx }: AdminDeps): void {
       tenant: c.req.valid('param').tenant,
       ...c.req.valid('query'),
     });
-    return c.json({ items: page.items.map(toAdminToken), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toAdminToken), 200);
   });
 }

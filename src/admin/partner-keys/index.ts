@@ -3,6 +3,7 @@
  * or the scopes, rotate, retire a secret, revoke.
  */
 import { createRoute, z } from '@hono/zod-openapi';
+import { mapPage } from '../../services/paging.ts';
 import {
   createPartnerKey,
   listPartnerKeys,
@@ -20,9 +21,8 @@ import {
   idParam,
   jsonBody,
   jsonContent,
+  listRoute,
   optionalJsonBody,
-  PageQuery,
-  pageSchema,
   TenantParams,
   tenantParam,
 } from '../schemas.ts';
@@ -69,19 +69,15 @@ export const createPartnerKeyRoute = createRoute({
   },
 });
 
-export const listPartnerKeysRoute = createRoute({
-  method: 'get',
+export const listPartnerKeysRoute = listRoute({
   path: `${API_PREFIX}/tenants/{tenant}/partner-keys`,
   operationId: 'listPartnerKeys',
   tags: TAGS,
   summary: "List a tenant's partner keys (never their secrets)",
-  security: BEARER,
-  'x-keygate-permission': PERMISSION,
-  request: { params: TenantParams, query: PageQuery },
-  responses: {
-    200: jsonContent(pageSchema(PartnerKeySchema), 'A page of partner keys, oldest first'),
-    ...errorResponses(400, 404),
-  },
+  permission: PERMISSION,
+  params: TenantParams,
+  item: PartnerKeySchema,
+  description: 'A page of partner keys, oldest first',
 });
 
 export const updatePartnerKeyPolicyRoute = createRoute({
@@ -176,7 +172,7 @@ export function registerPartnerKeyRoutes(app: AdminApp, { ctx }: AdminDeps): voi
   });
   app.openapi(listPartnerKeysRoute, async (c) => {
     const page = await listPartnerKeys(ctx, c.var.actor, c.req.valid('param').tenant, c.req.valid('query'));
-    return c.json({ items: page.items.map(toPartnerKey), nextCursor: page.nextCursor }, 200);
+    return c.json(mapPage(page, toPartnerKey), 200);
   });
   app.openapi(updatePartnerKeyPolicyRoute, async (c) => {
     const view = await updatePartnerKeyPolicy(ctx, c.var.actor, {
