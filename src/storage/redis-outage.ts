@@ -5,6 +5,7 @@
  */
 import { isKeygateError } from '../errors.ts';
 import { summarizeError } from '../logger.ts';
+import { withTimeout } from '../with-timeout.ts';
 
 export interface RedisOutageLogger {
   warn(details: object, message: string): void;
@@ -46,7 +47,11 @@ export function createRedisOutageGuard(options: RedisOutageOptions): RedisOutage
         probeInFlight = probing = true;
       }
       try {
-        const result = await withTimeout(viaRedis(), timeoutMs);
+        const result = await withTimeout(
+          viaRedis(),
+          timeoutMs,
+          () => new Error(`Redis did not answer in ${timeoutMs} ms`),
+        );
         if (outage !== undefined) {
           logger?.info({ downForMs: now() - outage.since }, `${what}: Redis reachable again`);
           outage = undefined;
@@ -65,22 +70,4 @@ export function createRedisOutageGuard(options: RedisOutageOptions): RedisOutage
       }
     },
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  // One timer and one promise per call (this runs on every inbound request); the command may still
-  // settle after we gave up on it, and its rejection is then ignored rather than left unhandled.
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Redis did not answer in ${timeoutMs} ms`)), timeoutMs);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }

@@ -38,6 +38,7 @@ import { sql } from 'kysely';
 import { summarizeError } from '../../logger.ts';
 import type { Db } from '../../storage/db.ts';
 import type { NewAuditLogRow } from '../../storage/schema.ts';
+import { withTimeout } from '../../with-timeout.ts';
 import { estimateRowBytes, insertAuditRows, isBadRowError, parseSpoolLine, toAuditRow } from './insert.ts';
 import { openSpool } from './spool.ts';
 
@@ -499,6 +500,7 @@ export function createAuditWriter({
     return withTimeout(call, writeTimeoutMs, () => {
       dbCallHung = true;
       wakeDbCallWaiters();
+      return new Error(`audit database call took longer than ${writeTimeoutMs} ms`);
     });
   }
 
@@ -577,25 +579,6 @@ export function createAuditWriter({
     stats: () => ({ queued: queue.length + rowsInFlight, ...counts, spoolBytes: spool.bytes() }),
     spoolFull,
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`audit database call took longer than ${ms} ms`));
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 function requireInteger(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
