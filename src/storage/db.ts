@@ -37,7 +37,11 @@ export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db:
       dateStrings: true,
       timezone: 'Z',
       connectTimeout: 5000,
+      // An idle connection whose server vanished without closing it (its host died, a firewall
+      // dropped the connection's state) is found by TCP keep-alive probes that start after 30 s
+      // idle rather than the OS default (2 hours on Linux), and leaves the pool.
       enableKeepAlive: true,
+      keepAliveInitialDelay: 30_000,
       supportBigNumbers: true,
     });
     const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });

@@ -19,7 +19,13 @@ export interface TcpProxy {
    * stay up but get no answer until restore(), which delivers what was held. A server that stalls.
    */
   stall(): void;
-  /** Client connections open now (stalled or hung ones included). */
+  /**
+   * The connections open now go silent for good (what either side sends is lost, nothing is
+   * closed), while new connections flow as usual: the server's host died or a firewall dropped
+   * their state, and a fresh connection works. restore() does not bring them back.
+   */
+  freeze(): void;
+  /** Client connections open now (stalled, frozen or hung ones included); one the client closed is not. */
   openConnections(): number;
   close(): Promise<void>;
 }
@@ -28,6 +34,13 @@ interface Pair {
   client: net.Socket;
   upstream: net.Socket;
   flowing: boolean;
+  /** Held: read into the buffers below instead of forwarded. */
+  buffering: boolean;
+  /** Frozen (see freeze()): never flows again. */
+  frozen: boolean;
+  /** What each side sent while held, delivered by flow(); dropped when frozen. */
+  toUpstream: Buffer[];
+  toClient: Buffer[];
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
@@ -36,18 +49,36 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const clients = new Set<net.Socket>();
   const pairs = new Set<Pair>();
   const flow = (pair: Pair) => {
-    if (pair.flowing) return;
+    if (pair.flowing || pair.frozen) return;
     pair.flowing = true;
+    pair.buffering = false;
+    pair.client.removeAllListeners('data');
+    pair.upstream.removeAllListeners('data');
+    for (const chunk of pair.toUpstream.splice(0)) pair.upstream.write(chunk);
+    for (const chunk of pair.toClient.splice(0)) pair.client.write(chunk);
     pair.client.pipe(pair.upstream);
     pair.upstream.pipe(pair.client);
   };
-  const hold = (pair: Pair) => {
-    if (!pair.flowing) return;
-    pair.flowing = false;
-    pair.client.unpipe(pair.upstream);
-    pair.upstream.unpipe(pair.client);
-    pair.client.pause();
-    pair.upstream.pause();
+  // Held sockets are still read (into the pair's buffers), not paused: a client that closes a
+  // held connection is seen, and openConnections() counts it no more.
+  const hold = (pair: Pair, frozen = false) => {
+    pair.frozen ||= frozen;
+    if (pair.flowing) {
+      pair.flowing = false;
+      pair.client.unpipe(pair.upstream);
+      pair.upstream.unpipe(pair.client);
+    }
+    if (pair.buffering) return;
+    pair.buffering = true;
+    pair.client.on('data', (chunk: Buffer) => {
+      if (!pair.frozen) pair.toUpstream.push(chunk);
+    });
+    pair.upstream.on('data', (chunk: Buffer) => {
+      if (!pair.frozen) pair.toClient.push(chunk);
+    });
+    // unpipe() may have paused them; a 'data' listener alone does not resume a paused stream.
+    pair.client.resume();
+    pair.upstream.resume();
   };
   const server = net.createServer((client) => {
     sockets.add(client);
@@ -64,7 +95,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     if (mode === 'hang') return;
     const upstream = net.connect(target.port, target.host);
     sockets.add(upstream);
-    const pair: Pair = { client, upstream, flowing: false };
+    const pair: Pair = {
+      client,
+      upstream,
+      flowing: false,
+      buffering: false,
+      frozen: false,
+      toUpstream: [],
+      toClient: [],
+    };
     pairs.add(pair);
     upstream.on('close', () => {
       sockets.delete(upstream);
@@ -77,7 +116,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     client.on('close', () => {
       if (!pair.flowing) upstream.destroy();
     });
-    if (mode !== 'stall') flow(pair);
+    if (mode === 'stall') hold(pair);
+    else flow(pair);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
@@ -104,6 +144,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     stall() {
       mode = 'stall';
       for (const pair of pairs) hold(pair);
+    },
+    freeze() {
+      for (const pair of pairs) {
+        hold(pair, true);
+        pair.toUpstream = [];
+        pair.toClient = [];
+      }
     },
     openConnections: () => clients.size,
     close() {

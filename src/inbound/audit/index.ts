@@ -24,22 +24,31 @@
  * than held or dropped. A row is dropped only when the database AND the spool disk both fail and
  * the queue reaches four times maxQueue; that is logged and counted.
  *
- * Database calls (inserts and the `select 1` probe) go one at a time, and a call that timed out
- * still holds its pool connection until the database answers: while it hangs no other call starts
- * (rows go to the spool, the probe is not repeated), so a stalled MySQL holds at most one
- * connection of the pool the writer shares with the admin API and the partner-key and route caches.
+ * Database calls (inserts and the `select 1` probe) go one at a time. On MySQL each runs on a pool
+ * connection of its own, and one that outlives writeTimeoutMs is ended with its connection, so a
+ * connection that will never answer (a dead host, a dropped connection) does not hold the writer up:
+ * the next call opens another. A call that cannot be ended (waiting for a connection; SQLite) keeps
+ * every other one out until it returns (rows go to the spool, the probe is not repeated). Either
+ * way a stalled MySQL holds at most one connection of the pool the writer shares with the admin
+ * API and the partner-key and route caches.
  *
  * The spool is bounded by spoolMaxBytes: once its files reach it (a long outage), spoolFull() says
  * so and the inbound pipeline stops forwarding calls, rather than serve calls whose rows may not be
  * kept; rows still go to the spool as long as the disk takes them. It is below the limit again as
  * soon as the replay has removed enough of it.
  */
-import { sql } from 'kysely';
 import { summarizeError } from '../../logger.ts';
 import type { Db } from '../../storage/db.ts';
 import type { NewAuditLogRow } from '../../storage/schema.ts';
 import { withTimeout } from '../../with-timeout.ts';
-import { estimateRowBytes, insertAuditRows, isBadRowError, parseSpoolLine, toAuditRow } from './insert.ts';
+import {
+  type AuditStatements,
+  estimateRowBytes,
+  isBadRowError,
+  parseSpoolLine,
+  startAuditCall,
+  toAuditRow,
+} from './insert.ts';
 import { openSpool } from './spool.ts';
 
 export { ACTIVE_SPOOL_FILE, REJECTED_FILE, SpoolDirError } from './spool.ts';
@@ -94,8 +103,8 @@ export interface AuditWriterOptions {
   /** How often the spool is retried while it holds rows. */
   replayIntervalMs?: number;
   /**
-   * An insert that takes longer counts as failed (its rows are spooled; a late commit is harmless),
-   * and no other database call starts until it has returned.
+   * An insert that takes longer counts as failed (its rows are spooled; a late commit is harmless)
+   * and is ended with its MySQL connection; see callDatabase.
    */
   writeTimeoutMs?: number;
   /** How often the spool directory's lease is renewed (see spool.ts). */
@@ -244,7 +253,7 @@ export function createAuditWriter({
       rowsInFlight += batch.length;
       let inserted = false;
       try {
-        await callDatabase(() => insertAuditRows(db, batch));
+        await callDatabase((statements) => statements.insert(batch));
         inserted = true;
       } catch (err) {
         // A bad row: the database is fine; the replay sets the row aside and stores the others.
@@ -434,7 +443,7 @@ export function createAuditWriter({
    */
   async function insertReplayed(rows: NewAuditLogRow[]): Promise<boolean> {
     try {
-      await callDatabase(() => insertAuditRows(db, rows));
+      await callDatabase((statements) => statements.insert(rows));
       counts.replayed += rows.length;
       return true;
     } catch (err) {
@@ -445,7 +454,7 @@ export function createAuditWriter({
     }
     for (const row of rows) {
       try {
-        await callDatabase(() => insertAuditRows(db, [row]));
+        await callDatabase((statements) => statements.insert([row]));
         counts.replayed += 1;
       } catch (err) {
         if (!isBadRowError(err)) {
@@ -466,7 +475,7 @@ export function createAuditWriter({
 
   async function databaseReachable(): Promise<boolean> {
     try {
-      await callDatabase(() => sql`select 1`.execute(db));
+      await callDatabase((statements) => statements.probe());
       return true;
     } catch {
       return false;
@@ -474,13 +483,18 @@ export function createAuditWriter({
   }
 
   /**
-   * Runs one database call, bounded by writeTimeoutMs, one at a time. A call that timed out keeps
-   * its pool connection until the database answers, so while it hangs every other call fails at
-   * once instead of taking another connection (a stalled MySQL would otherwise get a new probe
-   * every replayIntervalMs until the shared pool is exhausted). A call that finds another one
-   * running waits for it, at most until that one times out.
+   * Runs one database call, bounded by writeTimeoutMs, one at a time. On MySQL a call runs on a
+   * pool connection of its own, and one that times out is ended with its connection (see
+   * startAuditCall): mysql2 has no query timeout, and a connection whose server vanished without
+   * closing it (a dead host, a firewall that dropped its state) would otherwise hang for as long as
+   * TCP retransmits, while a fresh connection works. The next call then starts at once, on another
+   * connection. A call that cannot be ended (still waiting for a connection, or SQLite) keeps the
+   * others out until it returns: they fail at once instead of taking another connection (a stalled
+   * MySQL would otherwise get a new probe every replayIntervalMs until the shared pool is
+   * exhausted). Either way the writer holds at most one pool connection. A call that finds another
+   * one running waits for it, at most until that one times out.
    */
-  async function callDatabase<T>(run: () => Promise<T>): Promise<T> {
+  async function callDatabase<T>(run: (statements: AuditStatements) => Promise<T>): Promise<T> {
     while (dbCallRunning) {
       if (dbCallHung) {
         throw new Error(
@@ -490,17 +504,21 @@ export function createAuditWriter({
       await new Promise<void>((resolve) => dbCallWaiters.push(resolve));
     }
     dbCallRunning = true;
-    const call = Promise.resolve().then(run);
+    const call = startAuditCall(db, run);
     const settled = () => {
       dbCallRunning = false;
       dbCallHung = false;
       wakeDbCallWaiters();
     };
-    call.then(settled, settled);
-    return withTimeout(call, writeTimeoutMs, () => {
-      dbCallHung = true;
-      wakeDbCallWaiters();
-      return new Error(`audit database call took longer than ${writeTimeoutMs} ms`);
+    call.result.then(settled, settled);
+    return withTimeout(call.result, writeTimeoutMs, () => {
+      const timedOut = new Error(`audit database call took longer than ${writeTimeoutMs} ms`);
+      // Ended: its result rejects now, and settled() lets the next call in.
+      if (!call.end(timedOut)) {
+        dbCallHung = true;
+        wakeDbCallWaiters();
+      }
+      return timedOut;
     });
   }
 

@@ -1,6 +1,9 @@
-/** The one statement the audit writer runs: an idempotent multi-row insert into `audit_log`. */
-import { CompiledQuery, SqliteAdapter } from 'kysely';
-import type { ExecuteValues, Pool } from 'mysql2';
+/**
+ * The one statement the audit writer runs, an idempotent multi-row insert into `audit_log`, and the
+ * calls that run it (startAuditCall), each on a MySQL connection of its own that can be ended.
+ */
+import { CompiledQuery, SqliteAdapter, sql } from 'kysely';
+import type { ExecuteValues, Pool, PoolConnection } from 'mysql2';
 import { type Db, mysqlPoolOf } from '../../storage/db.ts';
 import type { AuditLogTable, NewAuditLogRow } from '../../storage/schema.ts';
 
@@ -30,18 +33,116 @@ export async function insertAuditRows(db: Db, rows: readonly NewAuditLogRow[]): 
   }
   const pool = mysqlPoolOf(db);
   if (pool !== undefined) {
-    let done = 0;
-    for (let size = PREPARED_CHUNK_ROWS; size >= 1; size >>= 1) {
-      for (; rows.length - done >= size; done += size) {
-        await execute(pool, insertStatement('m', size), parametersOf(rows, done, size));
-      }
-    }
+    await insertPrepared(pool, rows);
     return;
   }
   const dialect = db.getExecutor().adapter instanceof SqliteAdapter ? 's' : 'm';
   await db.executeQuery(
     CompiledQuery.raw(insertStatement(dialect, rows.length), parametersOf(rows, 0, rows.length)),
   );
+}
+
+/** The prepared-statement insert on MySQL: chunks of 256, 128, ... 1 rows (see insertAuditRows). */
+async function insertPrepared(target: Executes, rows: readonly NewAuditLogRow[]): Promise<void> {
+  let done = 0;
+  for (let size = PREPARED_CHUNK_ROWS; size >= 1; size >>= 1) {
+    for (; rows.length - done >= size; done += size) {
+      await execute(target, insertStatement('m', size), parametersOf(rows, done, size));
+    }
+  }
+}
+
+/** What one call of the audit writer runs: the insert, or the `select 1` that says the database answers. */
+export interface AuditStatements {
+  insert(rows: readonly NewAuditLogRow[]): Promise<void>;
+  probe(): Promise<void>;
+}
+
+/** One call of the audit writer, started by startAuditCall. */
+export interface AuditCall<T> {
+  /** Settles when the work is done, or once end() has ended the call. */
+  readonly result: Promise<T>;
+  /**
+   * Gives the call up (it took too long). On MySQL the call runs on a pool connection of its own,
+   * which this destroys: it leaves the pool, its socket is closed at once (not after the server
+   * says goodbye, which a dead host or a dropped connection never does), and `result` rejects with
+   * `reason`. True when the call is over; false when it cannot be ended now: it is still waiting
+   * for a connection (it gives the connection back as soon as it gets one, and `result` rejects
+   * then), or it runs on a database with no connection of its own to end (SQLite, which is
+   * synchronous and never hangs, or a Kysely instance with plugins or made elsewhere): `result`
+   * settles when the database answers.
+   */
+  end(reason: Error): boolean;
+}
+
+/**
+ * Starts `work` on a connection of its own (MySQL) or on `db`. mysql2 has no query timeout, and a
+ * connection whose server vanished without closing it (its host died, a firewall dropped the
+ * connection's state) stays open for as long as TCP keeps retransmitting, which is many minutes:
+ * the only way to stop waiting on it is to end the connection, which end() does.
+ */
+export function startAuditCall<T>(db: Db, work: (statements: AuditStatements) => Promise<T>): AuditCall<T> {
+  const pool = db.getExecutor().plugins.length === 0 ? mysqlPoolOf(db) : undefined;
+  if (pool === undefined) {
+    const statements: AuditStatements = {
+      insert: (rows) => insertAuditRows(db, rows),
+      probe: async () => {
+        await sql`select 1`.execute(db);
+      },
+    };
+    return { result: Promise.resolve().then(() => work(statements)), end: () => false };
+  }
+  let connection: PoolConnection | undefined;
+  let endedBy: Error | undefined;
+  let abandon: (reason: Error) => void = () => {};
+  const abandoned = new Promise<never>((_resolve, reject) => {
+    abandon = reject;
+  });
+  abandoned.catch(() => {});
+  const result = (async () => {
+    const acquired = await getConnection(pool);
+    if (endedBy !== undefined) {
+      // Given up while waiting for it: unused, so it goes back to the pool as it is.
+      acquired.release();
+      throw endedBy;
+    }
+    connection = acquired;
+    try {
+      const statements: AuditStatements = {
+        insert: (rows) => insertPrepared(acquired, rows),
+        probe: () => query(acquired, 'select 1'),
+      };
+      // A destroyed connection may never call back: `abandoned` settles the call instead.
+      return await Promise.race([work(statements), abandoned]);
+    } finally {
+      if (endedBy === undefined) acquired.release();
+    }
+  })();
+  return {
+    result,
+    end(reason) {
+      if (endedBy !== undefined) return connection !== undefined;
+      endedBy = reason;
+      if (connection === undefined) return false;
+      connection.destroy(); // out of the pool; no other command goes to it
+      // mysql2 ends the socket gracefully, which a server that never answers never completes: close it now.
+      (connection as unknown as { stream?: { destroy?: () => void } }).stream?.destroy?.();
+      abandon(reason);
+      return true;
+    },
+  };
+}
+
+function getConnection(pool: Pool): Promise<PoolConnection> {
+  return new Promise((resolve, reject) => {
+    pool.getConnection((err, connection) => (err ? reject(err) : resolve(connection)));
+  });
+}
+
+function query(connection: PoolConnection, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    connection.query(text, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 /**
@@ -98,9 +199,14 @@ function parametersOf(rows: readonly NewAuditLogRow[], from: number, count: numb
   return parameters;
 }
 
-function execute(pool: Pool, sql: string, parameters: ExecuteValues[]): Promise<void> {
+/** A mysql2 pool (takes a connection for the statement) or one connection. */
+interface Executes {
+  execute(sql: string, values: ExecuteValues[], callback: (err: Error | null) => void): unknown;
+}
+
+function execute(target: Executes, text: string, parameters: ExecuteValues[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    pool.execute(sql, parameters, (err) => (err ? reject(err) : resolve()));
+    target.execute(text, parameters, (err) => (err ? reject(err) : resolve()));
   });
 }
 

@@ -43,13 +43,13 @@ function poolConnections(pool: Pool): { open(): number } {
   return { open: () => open };
 }
 
-/** Counts the insert statements the writer sends through `pool` (its prepared-statement path). */
-function countInserts(pool: Pool): { count: number } {
+/** Counts the database calls the writer starts through `pool`: each takes a connection of its own. */
+function countCalls(pool: Pool): { count: number } {
   const counter = { count: 0 };
-  const execute = pool.execute.bind(pool) as (...args: unknown[]) => unknown;
-  (pool as unknown as { execute: (...args: unknown[]) => unknown }).execute = (...args) => {
-    if (String(args[0]).startsWith('insert')) counter.count += 1;
-    return execute(...args);
+  const getConnection = pool.getConnection.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { getConnection: (...args: unknown[]) => unknown }).getConnection = (...args) => {
+    counter.count += 1;
+    return getConnection(...args);
   };
   return counter;
 }
@@ -189,7 +189,7 @@ describe('audit writer under MariaDB faults', () => {
     const db = proxiedDb();
     const pool = mysqlPoolOf(db)!;
     const connections = poolConnections(pool);
-    const inserts = countInserts(pool);
+    const calls = countCalls(pool);
     const writer = startWriter({ db, writeTimeoutMs: 300, logger });
     writer.write(sampleRow(ids(1, 'warm')[0]!));
     await writer.flush();
@@ -202,23 +202,24 @@ describe('audit writer under MariaDB faults', () => {
     await waitFor(() => connections.open() === 0, 10_000, 'the pool to drop its connection');
     const rows = ids(50, 'hang').map((id) => sampleRow(id));
     for (const row of rows) writer.write(row);
-    const insertsBefore = inserts.count;
+    const callsBefore = calls.count;
     // Resolves only because the writer stops waiting: the database never answers.
     await writer.flush();
     expect(writer.stats()).toMatchObject({ queued: 0, spooled: 50, written: 1 });
     expect(readJsonLines(path.join(spoolDir, ACTIVE_SPOOL_FILE))).toHaveLength(50);
     // One insert was tried and given up after writeTimeoutMs, not refused.
-    expect(inserts.count).toBe(insertsBefore + 1);
+    expect(calls.count).toBe(callsBefore + 1);
     const down = logger.records.find(
       (r) => r.msg === 'audit database write failed; spooling rows until it is back',
     );
     expect(JSON.stringify(down?.obj)).toContain('longer than 300 ms');
 
-    // Still hanging: more rows go straight to the spool without trying the database again.
+    // Still waiting for its connection (it cannot be ended before it has one): more rows go
+    // straight to the spool without trying the database again.
     writer.write(sampleRow(`m${run}hang-late`));
     await writer.flush();
     expect(writer.stats().spooled).toBe(51);
-    expect(inserts.count).toBe(insertsBefore + 1);
+    expect(calls.count).toBe(callsBefore + 1);
 
     proxy.restore();
     await waitFor(
@@ -255,7 +256,8 @@ describe('audit writer under MariaDB faults', () => {
     expect(writer.stats()).toMatchObject({ queued: 0, dropped: 0 });
     expect(writer.stats().spooled).toBeGreaterThan(0);
 
-    // The held call is answered, then the probe and the replay go on over the same connection.
+    // The timed-out calls were ended with their connections; once MariaDB answers, the probe and
+    // the replay go on over one fresh connection.
     proxy.restore();
     await waitFor(
       async () => (await storedIds('stall')).length === all.length + 1,
@@ -266,6 +268,44 @@ describe('audit writer under MariaDB faults', () => {
     expect(await storedIds('stall')).toEqual(sorted([warm, ...all]));
     expect(proxy.openConnections()).toBe(1);
     expect(writer.stats()).toMatchObject({ queued: 0, rejected: 0, dropped: 0 });
+  }, 40_000);
+
+  it('ends a call on a connection that never answers and goes on over a fresh one, storing every row once', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ writeTimeoutMs: 300, replayIntervalMs: 100, logger });
+    const warm = `m${run}frozen-warm`;
+    writer.write(sampleRow(warm));
+    await writer.flush();
+    expect(writer.stats().written).toBe(1);
+    expect(proxy.openConnections()).toBe(1);
+
+    // The pool's one connection goes silent for good (MariaDB's host died, or a firewall dropped
+    // the connection's state) while MariaDB takes new connections as usual. Nothing is restored:
+    // only a writer that gives the dead connection up stores these rows.
+    proxy.freeze();
+    const all = ids(100, 'frozen');
+    let most = 0;
+    for (const [i, id] of all.entries()) {
+      writer.write(sampleRow(id));
+      if (i % 10 === 9) await sleep(30);
+      most = Math.max(most, proxy.openConnections());
+    }
+    await writer.flush();
+    await waitFor(
+      async () => (await storedIds('frozen')).length === all.length + 1,
+      20_000,
+      'every row in MySQL over a fresh connection',
+    );
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be replayed and removed');
+    expect(await storedIds('frozen')).toEqual(sorted([warm, ...all]));
+    const stats = writer.stats();
+    expect(stats.written + stats.replayed).toBe(all.length + 1);
+    expect(stats).toMatchObject({ queued: 0, rejected: 0, dropped: 0 });
+    // The dead connection was closed by the writer, not left to TCP: one connection, the fresh one.
+    most = Math.max(most, proxy.openConnections());
+    expect(most).toBe(1);
+    expect(proxy.openConnections()).toBe(1);
+    expect(logger.records.some((r) => JSON.stringify(r.obj).includes('longer than 300 ms'))).toBe(true);
   }, 40_000);
 
   it('reports a full spool once its files reach spoolMaxBytes, and no longer once the replay drained it', async () => {
