@@ -1,7 +1,8 @@
 import { createConnection } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { MYSQL_ADMIN_URL } from '../test/helpers/db.ts';
-import { summarizeError } from './logger.ts';
+import { captureLogLines } from '../test/helpers/log-lines.ts';
+import { createLogger, summarizeError } from './logger.ts';
 
 describe('summarizeError', () => {
   it('keeps the code and message of a mysql2 error, never the SQL with its values inlined', async () => {
@@ -55,5 +56,42 @@ describe('summarizeError', () => {
     expect(JSON.stringify(summarizeError('sk_live_secret'))).not.toContain('sk_live');
     expect(summarizeError('sk_live_secret').name).toBe('string');
     expect(summarizeError(undefined).name).toBe('undefined');
+  });
+});
+
+describe('the err field of a log line', () => {
+  it('is the summary as made, with the codes of its causes', () => {
+    const log = captureLogLines();
+    const logger = createLogger('info', log.sink);
+    const cause = Object.assign(new Error('Connection lost: The server closed the connection.'), {
+      code: 'PROTOCOL_CONNECTION_LOST',
+    });
+    const err = Object.assign(new Error('secrets could not be loaded', { cause }), {
+      name: 'KeygateError',
+      code: 'KG_SECRETS_UNAVAILABLE',
+    });
+    logger.error({ err: summarizeError(err) }, 'load failed');
+    expect(log.lines[0]!.err).toEqual({
+      name: 'KeygateError',
+      code: 'KG_SECRETS_UNAVAILABLE',
+      message: 'secrets could not be loaded',
+      cause: {
+        name: 'Error',
+        code: 'PROTOCOL_CONNECTION_LOST',
+        message: 'Connection lost: The server closed the connection.',
+      },
+    });
+  });
+
+  it('is summarized when an error is passed raw, so a driver error cannot add its SQL', () => {
+    const log = captureLogLines();
+    const logger = createLogger('info', log.sink);
+    const err = Object.assign(new Error('Duplicate entry'), {
+      code: 'ER_DUP_ENTRY',
+      sql: "insert into audit_log values ('row-value-7f3a')",
+    });
+    logger.error({ err }, 'insert failed');
+    expect(log.lines[0]!.err).toEqual({ name: 'Error', code: 'ER_DUP_ENTRY', message: 'Duplicate entry' });
+    expect(log.raw[0]).not.toContain('row-value-7f3a');
   });
 });

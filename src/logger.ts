@@ -9,6 +9,10 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { service: 'keygate' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Every `err` field is a summarizeError summary, written as it is: pino's own serializer would
+      // rebuild it as an Error, dropping the causes' codes. An error passed raw is summarized here,
+      // so a driver error's extra properties (mysql2's `sql`, with every value) never reach a line.
+      serializers: { err: (value: unknown) => (isPlainObject(value) ? value : summarizeError(value)) },
       // Belt and braces: credentials must never be logged, even if a caller passes headers.
       redact: {
         paths: [
@@ -26,6 +30,12 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     },
     destination as pino.DestinationStream | undefined,
   );
+}
+
+function isPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 /** What a log line may say about an error: see `summarizeError`. */
