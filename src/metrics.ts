@@ -78,7 +78,7 @@ export function createMetrics() {
       });
       new Gauge({
         name: 'keygate_audit_spool_bytes',
-        help: 'Bytes in the audit spool (active and sealed files); at KEYGATE_AUDIT_SPOOL_MAX_BYTES inbound calls are refused',
+        help: 'Bytes of audit rows in the spool still to replay (its files, less what the replay has inserted); at KEYGATE_AUDIT_SPOOL_MAX_BYTES inbound calls are refused',
         registers: [registry],
         collect() {
           this.set(stats().spoolBytes);

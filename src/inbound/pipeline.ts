@@ -3,7 +3,7 @@
  *
  *   request target -> signature headers (timestamp window, nonce format) -> body, hashed as it
  *   streams (413 past the limit) -> partner key (unknown / revoked) -> signature (either live
- *   secret) -> audit spool not full (503) -> nonce (replay), then rate limit (429), in one Redis
+ *   secret) -> audit rows can be kept (503) -> nonce (replay), then rate limit (429), in one Redis
  *   round trip -> route (404 / 403) -> forward -> answer, then one audit row for the call,
  *   whatever happened.
  *
@@ -114,7 +114,7 @@ export async function handleInboundCall(
     const body = await readSignedBody(deps, req, call);
     const key = await findPartnerKey(deps, auth.keyId, call);
     call.secretVersion = verifySignature(call, auth, key, body);
-    refuseWhileAuditSpoolFull(deps);
+    refuseWhileAuditBlocked(deps);
     await claimNonceAndSpendQuota(deps, key, auth, call);
     call.route = await findRoute(deps, key, call.path);
     const upstream = await forwardToUpstream(deps, call, call.route, key, req, body);
@@ -219,12 +219,13 @@ function verifySignature(
 }
 
 /**
- * The audit spool has reached KEYGATE_AUDIT_SPOOL_MAX_BYTES (MySQL has been down a long while): a
- * call forwarded now might never be audited, so none is until the replay has drained the spool.
- * Checked before the nonce and the quota, so the partner can retry the same call at no cost.
+ * The audit writer cannot currently make a row durable: the spool holds KEYGATE_AUDIT_SPOOL_MAX_BYTES
+ * of rows still to replay (MySQL has been down a long while), or its disk refuses appends while
+ * MySQL cannot take the rows either. A call forwarded now might never be audited, so none is until
+ * that ends. Checked before the nonce and the quota, so the partner can retry the same call at no cost.
  */
-function refuseWhileAuditSpoolFull(deps: InboundDeps): void {
-  if (deps.audit.spoolFull()) {
+function refuseWhileAuditBlocked(deps: InboundDeps): void {
+  if (deps.audit.auditBlocked()) {
     throw new KeygateError(
       'KG_AUDIT_UNAVAILABLE',
       'the audit trail cannot take more calls right now; retry shortly',

@@ -32,10 +32,13 @@
  * way a stalled MySQL holds at most one connection of the pool the writer shares with the admin
  * API and the partner-key and route caches.
  *
- * The spool is bounded by spoolMaxBytes: once its files reach it (a long outage), spoolFull() says
- * so and the inbound pipeline stops forwarding calls, rather than serve calls whose rows may not be
- * kept; rows still go to the spool as long as the disk takes them. It is below the limit again as
- * soon as the replay has removed enough of it.
+ * auditBlocked() says when the writer cannot currently make a row durable, and the inbound
+ * pipeline then stops forwarding calls rather than serve calls whose rows may not be kept: while
+ * the rows still to replay from the spool reach spoolMaxBytes (a long outage), and while spool
+ * appends fail (a full or broken disk) with the database down or too slow to take the queue, so
+ * rows are held in memory. Rows still go to the spool as long as the disk takes them. The spool
+ * counts what is still to replay, less each replayed batch as it commits, so calls pass again as
+ * soon as the replay has brought that below the limit, before the file being replayed is removed.
  */
 import { summarizeError } from '../../logger.ts';
 import type { Db } from '../../storage/db.ts';
@@ -71,7 +74,7 @@ export interface AuditWriterStats {
   rejected: number;
   /** Rows lost because the database and the spool disk both failed with the queue full. */
   dropped: number;
-  /** Bytes in the spool's active and sealed files. */
+  /** Bytes of rows in the spool still to replay (its files, less what the replay has inserted). */
   spoolBytes: number;
 }
 
@@ -84,10 +87,12 @@ export interface AuditWriter {
   close(): Promise<void>;
   stats(): AuditWriterStats;
   /**
-   * True while the spool's files have reached spoolMaxBytes: the inbound pipeline then refuses
-   * calls. Read from memory, no disk access: cheap enough for every call.
+   * True while the writer cannot currently make a row durable: the rows still to replay from the
+   * spool have reached spoolMaxBytes, or spool appends are failing while the database is down (or
+   * the queue has outgrown maxQueue), so rows are held in memory. The inbound pipeline then
+   * refuses calls. Read from memory, no disk access: cheap enough for every call.
    */
-  spoolFull(): boolean;
+  auditBlocked(): boolean;
 }
 
 export interface AuditWriterOptions {
@@ -109,7 +114,7 @@ export interface AuditWriterOptions {
   writeTimeoutMs?: number;
   /** How often the spool directory's lease is renewed (see spool.ts). */
   leaseRefreshMs?: number;
-  /** Spool size (active + sealed files) at which spoolFull() turns true; 0: no limit. */
+  /** Bytes of rows still to replay from the spool at which auditBlocked() turns true; 0: no limit. */
   spoolMaxBytes?: number;
   logger?: AuditLogger;
 }
@@ -151,6 +156,7 @@ export function createAuditWriter({
   const spool = openSpool(spoolDir, {
     leaseRefreshMs,
     onLeaseLost: (holder) => {
+      // From here on the spool counts nothing to replay (bytes() is 0): the files are the new holder's.
       leaseLost = true;
       logger.error(
         { spoolDir, holder },
@@ -174,9 +180,11 @@ export function createAuditWriter({
   /** After the spool disk fails, it is not tried again before this time. */
   let spoolRetryAt = 0;
   let lastDropLogAt = 0;
-  let lastSpoolFullLogAt = 0;
-  /** spoolFull() was seen true, so the replay says when calls pass again. */
-  let spoolWasFull = false;
+  /** The last spool append failed (cleared by one that succeeds, or once the database is up again). */
+  let spoolFailing = false;
+  let lastBlockedLogAt = 0;
+  /** Why auditBlocked() was last seen true by write(), so the writer says when calls pass again. */
+  let blockedBy: 'limit' | 'disk' | undefined;
   let replaying: Promise<void> | undefined;
   /** A database call is running (see callDatabase); `dbCallHung`: it outlived writeTimeoutMs. */
   let dbCallRunning = false;
@@ -188,6 +196,7 @@ export function createAuditWriter({
   let closed: Promise<void> | undefined;
 
   const replayTimer = setInterval(() => {
+    noteUnblocked();
     if (spoolHasRows || !dbUp) startReplay();
   }, replayIntervalMs);
   replayTimer.unref();
@@ -196,7 +205,8 @@ export function createAuditWriter({
   function write(row: NewAuditLogRow): void {
     try {
       const copy = toAuditRow(row);
-      if (spoolFull()) reportSpoolFull();
+      if (auditBlocked()) reportBlocked();
+      else noteUnblocked();
       if (state === 'closed') {
         spoolNow([copy]);
         return;
@@ -299,8 +309,10 @@ export function createAuditWriter({
       await spool.append(rows);
       counts.spooled += rows.length;
       spoolHasRows = true;
+      spoolFailing = false;
       return true;
     } catch (err) {
+      spoolFailing = true;
       spoolRetryAt = Date.now() + replayIntervalMs;
       logger.error(
         { err: summarizeError(err), rows: rows.length, spoolDir },
@@ -332,19 +344,42 @@ export function createAuditWriter({
     }
   }
 
-  function spoolFull(): boolean {
+  function spoolAtLimit(): boolean {
     return spoolMaxBytes > 0 && spool.bytes() >= spoolMaxBytes;
   }
 
-  /** While the spool is full every call is refused: said at most once a second. */
-  function reportSpoolFull(): void {
-    spoolWasFull = true;
-    if (Date.now() - lastSpoolFullLogAt < 1000) return;
-    lastSpoolFullLogAt = Date.now();
-    logger.error(
-      { spoolBytes: spool.bytes(), spoolMaxBytes, spoolDir },
-      'audit spool at its size limit: inbound calls are refused until the database is back and the spool replayed',
-    );
+  function auditBlocked(): boolean {
+    return spoolAtLimit() || (spoolFailing && (!dbUp || queue.length >= maxQueue));
+  }
+
+  /** While calls are refused, every row written says so at error, at most once a second. */
+  function reportBlocked(): void {
+    const reason = spoolAtLimit() ? 'limit' : 'disk';
+    if (reason === blockedBy && Date.now() - lastBlockedLogAt < 1000) return;
+    blockedBy = reason;
+    lastBlockedLogAt = Date.now();
+    if (reason === 'limit') {
+      logger.error(
+        { spoolBytes: spool.bytes(), spoolMaxBytes, spoolDir },
+        'audit spool at its size limit: inbound calls are refused until the database is back and the spool replayed',
+      );
+    } else {
+      logger.error(
+        { queued: queue.length + rowsInFlight, spoolDir },
+        'audit spool failing with the database unable to take rows: inbound calls are refused until either is back',
+      );
+    }
+  }
+
+  /** Says once when calls pass again after reportBlocked (checked on writes, replay batches and the timer). */
+  function noteUnblocked(): void {
+    if (blockedBy === undefined || auditBlocked()) return;
+    const msg =
+      blockedBy === 'limit'
+        ? 'audit spool below its size limit again: inbound calls are forwarded again'
+        : 'audit rows are kept again: inbound calls are forwarded again';
+    blockedBy = undefined;
+    logger.warn({ spoolBytes: spool.bytes(), spoolMaxBytes }, msg);
   }
 
   function markDbDown(err: unknown): void {
@@ -374,6 +409,8 @@ export function createAuditWriter({
       }
       if (!dbUp && epoch === failureEpoch) {
         dbUp = true;
+        // Rows go to the database again; the spool disk is tried again when they next cannot.
+        spoolFailing = false;
         logger.warn({ replayed: counts.replayed }, 'audit database reachable again; spool replayed');
       }
       if (!dbUp) return;
@@ -390,48 +427,52 @@ export function createAuditWriter({
     }
   }
 
-  /** Inserts one sealed file in order and removes it; false when stopped (database down, closing). */
+  /**
+   * Inserts one sealed file in order and removes it; false when stopped (database down, closing).
+   * As each batch commits, the spool stops counting the bytes replayed so far (see auditBlocked).
+   */
   async function replayFile(file: string): Promise<boolean> {
     const skip = replayedLines.get(file) ?? 0;
     let lineNumber = 0;
+    /** Bytes of the file through the current line (each line and its newline). */
+    let offset = 0;
     let batch: NewAuditLogRow[] = [];
     let batchBytes = 0;
-    /** Inserts the pending batch; on success the file counts as done through line `through`. */
-    const commit = async (through: number): Promise<boolean> => {
+    /** Inserts the pending batch; on success the file counts as done through `line` (at `lineEnd`). */
+    const commit = async (line: number, lineEnd: number): Promise<boolean> => {
       if (batch.length > 0 && !(await insertReplayed(batch))) return false;
-      replayedLines.set(file, through);
+      replayedLines.set(file, line);
+      spool.replayedThrough(file, lineEnd);
+      noteUnblocked();
       batch = [];
       batchBytes = 0;
       return true;
     };
     for await (const line of spool.readLines(file)) {
       lineNumber += 1;
+      const lineStart = offset;
+      offset += Buffer.byteLength(line) + 1;
       if (lineNumber <= skip || line.trim() === '') continue;
       const row = parseSpoolLine(line);
       if (!row) {
         // Settle the rows before it first, so a retry neither loses nor re-rejects this line.
-        if (!(await commit(lineNumber - 1))) return false;
+        if (!(await commit(lineNumber - 1, lineStart))) return false;
         await rejectLines([line], 'line is not an audit row (torn or corrupt)');
         replayedLines.set(file, lineNumber);
+        spool.replayedThrough(file, offset);
         continue;
       }
       batch.push(row);
       batchBytes += line.length;
       if (batch.length >= batchSize || batchBytes >= MAX_STATEMENT_BYTES) {
-        if (!(await commit(lineNumber))) return false;
+        if (!(await commit(lineNumber, offset))) return false;
         if (state !== 'open' || leaseLost) return false;
       }
     }
-    if (!(await commit(lineNumber))) return false;
+    if (!(await commit(lineNumber, offset))) return false;
     await spool.remove(file);
     replayedLines.delete(file);
-    if (spoolWasFull && !spoolFull()) {
-      spoolWasFull = false;
-      logger.warn(
-        { spoolBytes: spool.bytes(), spoolMaxBytes },
-        'audit spool below its size limit again: inbound calls are forwarded again',
-      );
-    }
+    noteUnblocked();
     return true;
   }
 
@@ -595,7 +636,7 @@ export function createAuditWriter({
     flush,
     close,
     stats: () => ({ queued: queue.length + rowsInFlight, ...counts, spoolBytes: spool.bytes() }),
-    spoolFull,
+    auditBlocked,
   };
 }
 

@@ -20,9 +20,14 @@
  * reads anything, so rows spooled while a replay runs land in a fresh active file and are never
  * deleted with the file being replayed.
  *
- * The spool keeps the size of its active and sealed files as it appends and removes them (bytes()),
- * so the inbound path can check it on every call without touching the disk; each seal counts the
- * files again, which picks up files it did not write (handed over by a process that lost the lease).
+ * The spool keeps, in memory, how many bytes of rows it still has to replay (bytes()), so the
+ * inbound path can check it on every call without touching the disk: the active and sealed files,
+ * less what the replay has already inserted from a sealed file it is still working through
+ * (replayedThrough). It counts appends and removals as they happen; each seal counts the files on
+ * disk again, which picks up files it did not write (handed over by a process that lost the lease).
+ * A sealed file stays on disk until the replay is through with it, so the disk can hold up to that
+ * file's replayed part more than bytes(). A spool that lost its lease has nothing to replay any more
+ * (the files are the new holder's, who counts them): bytes() is 0.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -85,7 +90,15 @@ export interface Spool {
   reject(lines: readonly string[]): Promise<void>;
   /** True when a previous run (or this one) left rows on disk. */
   isEmpty(): Promise<boolean>;
-  /** Bytes in the active and sealed files (not the rejected file): kept in memory, no disk access. */
+  /**
+   * Records that the replay has inserted `file` (a sealed file) through its first `offset` bytes, so
+   * bytes() no longer counts them. Called as each replayed batch commits.
+   */
+  replayedThrough(file: string, offset: number): void;
+  /**
+   * Bytes of rows still to replay: the active and sealed files (not the rejected file), less what
+   * replayedThrough recorded; 0 once the lease is lost. Kept in memory, no disk access.
+   */
   bytes(): number;
   /**
    * The writer has closed: the lease is kept (and renewed) until this process exits, so rows that
@@ -132,7 +145,15 @@ export function openSpool(
   const lease = acquireLease(dir, leaseRefreshMs, leaseWaitMs, onLeaseLost, onLeaseRenewError);
   const activeFile = path.join(dir, ACTIVE_SPOOL_FILE);
   let sealCounter = 0;
+  /** Bytes in the active and sealed files, as appended, removed and counted at each seal. */
   let bytes = spoolFilesSizeSync(dir);
+  /** Bytes of each sealed file already replayed, and their sum. */
+  const replayed = new Map<string, number>();
+  let replayedTotal = 0;
+  const forget = (file: string) => {
+    replayedTotal -= replayed.get(file) ?? 0;
+    replayed.delete(file);
+  };
 
   // File operations run one at a time, so a rename never races an append.
   let chain: Promise<unknown> = Promise.resolve();
@@ -178,6 +199,8 @@ export function openSpool(
         let total = 0;
         for (const file of sealed) total += (await fileSize(file)) ?? 0;
         bytes = total;
+        const present = new Set(sealed);
+        for (const file of [...replayed.keys()]) if (!present.has(file)) forget(file);
         return sealed;
       }),
     readLines,
@@ -187,6 +210,7 @@ export function openSpool(
         const size = (await fileSize(file)) ?? 0;
         await unlink(file).catch(ignoreMissing);
         bytes = Math.max(0, bytes - size);
+        forget(file);
       }),
     reject: (lines) =>
       serialized(async () => {
@@ -197,7 +221,15 @@ export function openSpool(
         if (((await fileSize(activeFile)) ?? 0) > 0) return false;
         return !(await readdir(dir)).some((name) => SEALED_PATTERN.test(name));
       }),
-    bytes: () => bytes,
+    replayedThrough: (file, offset) => {
+      if (lease.lost) return;
+      const before = replayed.get(file) ?? 0;
+      if (offset <= before) return;
+      replayed.set(file, offset);
+      replayedTotal += offset - before;
+    },
+    // The files are the new holder's once the lease is lost: it counts them when it seals.
+    bytes: () => (lease.lost ? 0 : Math.max(0, bytes - replayedTotal)),
     hasRowsSync: () =>
       readdirSync(dir).some((name) => name === ACTIVE_SPOOL_FILE || SEALED_PATTERN.test(name)),
     retire: () => lease.retire(),

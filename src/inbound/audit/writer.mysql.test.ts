@@ -4,7 +4,18 @@
  * touched. Assertions read through the direct connection of the test database.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +27,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.
 import { startTcpProxy, type TcpProxy } from '../../../test/helpers/tcp-proxy.ts';
 import { createDatabase, type Db, mysqlPoolOf } from '../../storage/db.ts';
 import { ACTIVE_SPOOL_FILE, type AuditWriter, createAuditWriter, REJECTED_FILE } from './index.ts';
+import { LEASE_FILE } from './spool.ts';
 import {
   BODY_MARKER,
   readJsonLines,
@@ -314,11 +326,11 @@ describe('audit writer under MariaDB faults', () => {
     const onDisk = () =>
       spoolFiles(spoolDir).reduce((total, name) => total + statSync(path.join(spoolDir, name)).size, 0);
     proxy.cut();
-    expect(writer.spoolFull()).toBe(false);
+    expect(writer.auditBlocked()).toBe(false);
     const first = ids(20, 'full');
     for (const id of first) writer.write(sampleRow(id));
     await writer.flush();
-    expect(writer.spoolFull()).toBe(true);
+    expect(writer.auditBlocked()).toBe(true);
     expect(writer.stats().spoolBytes).toBeGreaterThanOrEqual(4096);
     expect(writer.stats().spoolBytes).toBe(onDisk());
 
@@ -333,7 +345,7 @@ describe('audit writer under MariaDB faults', () => {
     expect(full[0]!.obj).toMatchObject({ spoolMaxBytes: 4096 });
 
     proxy.restore();
-    await waitFor(() => !writer.spoolFull(), 15_000, 'the replay to bring the spool below its limit');
+    await waitFor(() => !writer.auditBlocked(), 15_000, 'the replay to bring the spool below its limit');
     await waitFor(async () => (await storedIds('full')).length === 50, 15_000, 'every spooled row in MySQL');
     await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
     expect(await storedIds('full')).toEqual(sorted([...first, ...more]));
@@ -342,6 +354,129 @@ describe('audit writer under MariaDB faults', () => {
       'audit spool below its size limit again: inbound calls are forwarded again',
     );
     expect(logger.text()).not.toContain(BODY_MARKER);
+  }, 40_000);
+
+  it('forwards calls again as soon as the rows still to replay are below spoolMaxBytes, before the replayed file is removed', async () => {
+    const logger = recordingLogger();
+    const onDisk = () =>
+      spoolFiles(spoolDir).reduce((total, name) => total + statSync(path.join(spoolDir, name)).size, 0);
+    /** The writer's state at the moment it says calls are forwarded again. */
+    let atForward: { replayed: number; spoolBytes: number; files: number; onDisk: number } | undefined;
+    const writer: AuditWriter = startWriter({
+      spoolMaxBytes: 20_000,
+      batchSize: 10,
+      logger: {
+        warn: (obj, msg) => {
+          logger.warn(obj, msg);
+          if (msg.startsWith('audit spool below its size limit again')) {
+            const { replayed, spoolBytes } = writer.stats();
+            atForward ??= { replayed, spoolBytes, files: spoolFiles(spoolDir).length, onDisk: onDisk() };
+          }
+        },
+        error: logger.error,
+      },
+    });
+    // An outage: the whole backlog is one file, several times the limit.
+    proxy.cut();
+    const all = ids(100, 'drain');
+    for (const id of all) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(spoolFiles(spoolDir)).toEqual([ACTIVE_SPOOL_FILE]);
+    expect(writer.stats().spoolBytes).toBeGreaterThan(40_000);
+    expect(writer.auditBlocked()).toBe(true);
+    const refused = `m${run}drain-refused`;
+    writer.write(sampleRow(refused));
+    await writer.flush();
+
+    proxy.restore();
+    await waitFor(() => atForward !== undefined, 15_000, 'calls to be forwarded again');
+    // Only part of the backlog was replayed, and the file being replayed is still on disk: the
+    // limit measured the rows still to replay, not the file.
+    expect(atForward!.replayed).toBeLessThan(all.length + 1);
+    expect(atForward!.spoolBytes).toBeLessThan(20_000);
+    expect(atForward!.files).toBeGreaterThan(0);
+    expect(atForward!.onDisk).toBeGreaterThan(atForward!.spoolBytes);
+    await waitFor(async () => (await storedIds('drain')).length === 101, 15_000, 'every row in MySQL');
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
+    expect(await storedIds('drain')).toEqual(sorted([...all, refused]));
+    expect(writer.stats()).toMatchObject({ spoolBytes: 0, replayed: 101, rejected: 0, dropped: 0 });
+  }, 40_000);
+
+  it('counts nothing to replay once another process took the spool directory over, so a full spool blocks no more', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ spoolMaxBytes: 4096, leaseRefreshMs: 100, logger });
+    proxy.cut();
+    for (const id of ids(20, 'lease')) writer.write(sampleRow(id));
+    await writer.flush();
+    writer.write(sampleRow(`m${run}lease-refused`));
+    await writer.flush();
+    expect(writer.auditBlocked()).toBe(true);
+
+    // This process stalled past the stale limit: another one took the directory over and replayed
+    // its files. This one never removes them, so it must stop counting them.
+    const leaseFile = path.join(spoolDir, LEASE_FILE);
+    const lease = JSON.parse(readFileSync(leaseFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(
+      leaseFile,
+      `${JSON.stringify({ ...lease, host: 'other-host', pid: 4242, token: 'other' })}\n`,
+    );
+    for (const name of spoolFiles(spoolDir)) unlinkSync(path.join(spoolDir, name));
+    await waitFor(() => !writer.auditBlocked(), 15_000, 'calls to be forwarded again');
+    expect(writer.stats().spoolBytes).toBe(0);
+    const messages = logger.records.map((r) => r.msg);
+    expect(messages.some((m) => m.startsWith('audit spool directory taken over'))).toBe(true);
+    await waitFor(
+      () =>
+        logger.records.some(
+          (r) => r.msg === 'audit spool below its size limit again: inbound calls are forwarded again',
+        ),
+      5_000,
+      'the writer to say calls are forwarded again',
+    );
+
+    // Rows it still spools are handed over as files of their own: the new holder's to count.
+    const handed = ids(20, 'lease-handed');
+    for (const id of handed) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.stats().spoolBytes).toBe(0);
+    expect(writer.auditBlocked()).toBe(false);
+    const files = readdirSync(spoolDir).filter((name) => name.endsWith('.replay.jsonl'));
+    expect(files.flatMap((name) => readJsonLines(path.join(spoolDir, name))).length).toBe(handed.length);
+  }, 40_000);
+
+  it('cannot audit while spool appends fail with the database down, far below the limit, and can again once the disk takes rows', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ batchSize: 5, maxQueue: 10, replayIntervalMs: 100, logger });
+    proxy.cut();
+    // A directory where the spool file should be: every append fails (EISDIR), as on a full or broken disk.
+    mkdirSync(path.join(spoolDir, ACTIVE_SPOOL_FILE));
+    expect(writer.auditBlocked()).toBe(false);
+    const all = ids(20, 'diskfail');
+    for (const id of all) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ queued: 20, spooled: 0, spoolBytes: 0 });
+    expect(writer.auditBlocked()).toBe(true);
+    // The row of a call refused meanwhile says why, at error.
+    const refused = `m${run}diskfail-refused`;
+    writer.write(sampleRow(refused));
+    const blocked = logger.records.filter((r) => r.msg.startsWith('audit spool failing'));
+    expect(blocked.map((r) => r.level)).toEqual(['error']);
+
+    // The disk takes rows again, the database is still down: they are durable in the spool.
+    rmdirSync(path.join(spoolDir, ACTIVE_SPOOL_FILE));
+    await waitFor(() => !writer.auditBlocked(), 15_000, 'the held rows to reach the spool');
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ queued: 0, spooled: 21, dropped: 0 });
+    await waitFor(
+      () =>
+        logger.records.some((r) => r.msg === 'audit rows are kept again: inbound calls are forwarded again'),
+      5_000,
+      'the writer to say calls are forwarded again',
+    );
+
+    proxy.restore();
+    await waitFor(async () => (await storedIds('diskfail')).length === 21, 15_000, 'every row in MySQL');
+    expect(await storedIds('diskfail')).toEqual(sorted([...all, refused]));
   }, 40_000);
 
   it('spools the backlog at once when the queue outgrows maxQueue, and loses nothing', async () => {
