@@ -127,6 +127,10 @@ describe.each(DIALECTS)('partner-key cache on %s', (dialect) => {
       expect(logger.errors()[0]!.obj.causes).toEqual({
         2: expect.stringMatching(/its ciphertext does not authenticate/),
       });
+      // The repair names the version: retire-secret without it would retire the good version 1.
+      expect(logger.errors()[0]!.obj.reason).toContain(
+        `keygate partner-key retire-secret --tenant ${tenantId} ${keyId} --version 2`,
+      );
       expect(cache.unreadableCounts()).toEqual([{ tenantId, secrets: 1, keysWithoutReadableSecret: 0 }]);
 
       // Found again by every load, but not news: no more lines.

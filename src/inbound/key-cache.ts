@@ -77,6 +77,14 @@ export function createPartnerKeyCache(deps: {
     });
     if (news.length === 0) return;
     const readable = key.secrets.map((s) => s.version);
+    // The exact commands: retire-secret without --version retires the oldest live secret, which
+    // may be the one that still verifies.
+    const retire = news
+      .map(
+        (s) => `keygate partner-key retire-secret --tenant ${key.tenantId} ${keyId} --version ${s.version}`,
+      )
+      .join('; ');
+    const rotate = `keygate partner-key rotate --tenant ${key.tenantId} ${keyId}`;
     deps.logger?.error(
       {
         tenantId: key.tenantId,
@@ -86,8 +94,8 @@ export function createPartnerKeyCache(deps: {
         readableSecretVersions: readable,
         reason:
           readable.length > 0
-            ? `requests signed with them are refused with 401 KG_SIGNATURE_MISMATCH; secret version ${readable.join(', ')} verifies. Retire them (a rotation then hands out a new secret)`
-            : 'no live secret of this key decrypts: every request with it is refused with 401 KG_SIGNATURE_MISMATCH. Rotate the key (its partner needs the new secret) and retire them',
+            ? `requests signed with them are refused with 401 KG_SIGNATURE_MISMATCH; secret version ${readable.join(', ')} verifies. Retire them with: ${retire} (then \`${rotate}\` hands out a new second secret)`
+            : `no live secret of this key decrypts: every request with it is refused with 401 KG_SIGNATURE_MISMATCH. Give the partner a new secret with \`${rotate}\` (retire one of them first if the key has two), then: ${retire}`,
       },
       'partner key secrets cannot be decrypted',
     );

@@ -2,7 +2,7 @@
  * The gateway side of KG1-HMAC-SHA256: reading the four signature headers, hashing the body as it
  * streams, and the constant-time comparison against every live secret of a key.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { KeygateError } from '../../errors.ts';
 import { readBody } from '../../read-body.ts';
@@ -84,6 +84,8 @@ export interface PartnerSecret {
   secret: string | Uint8Array;
 }
 
+const UNMATCHABLE: readonly PartnerSecret[] = [{ version: 0, secret: randomBytes(32) }];
+
 /**
  * Checks X-Signature against every live secret of the key (two during a rotation). All secrets are
  * tried whatever the outcome, so the time taken does not tell which one matched. On failure throws
@@ -100,10 +102,13 @@ export function verifyPartnerSignature(input: {
   // A malformed value is compared as zeros so that the loop below does the same work either way.
   const presented = wellFormed ? Buffer.from(signatureHex, 'hex') : Buffer.alloc(32);
   let matchedVersion: number | undefined;
-  for (const { version, secret } of secrets) {
+  // A key with no secret that decrypts still costs one HMAC, so its 401 takes as long as that of
+  // a key with one secret and does not single it out; nothing can match the throwaway secret.
+  const tried = secrets.length > 0 ? secrets : UNMATCHABLE;
+  for (const { version, secret } of tried) {
     const expected = createHmac('sha256', secret).update(canonical).digest();
     const equal = timingSafeEqual(expected, presented);
-    if (equal && wellFormed && matchedVersion === undefined) matchedVersion = version;
+    if (equal && wellFormed && matchedVersion === undefined && tried === secrets) matchedVersion = version;
   }
   if (matchedVersion === undefined) {
     const problem = wellFormed
