@@ -1,10 +1,12 @@
+import type { Socket } from 'node:net';
 import { sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
+import type { PoolConnection } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, DIALECTS, MYSQL_ADMIN_URL, type TestDatabase } from '../../test/helpers/db.ts';
 import { sampleRow } from '../inbound/audit/test-fixtures.ts';
-import { createDatabase, fromDbTime, toDbTime } from './db.ts';
+import { createDatabase, fromDbTime, mysqlPoolOf, toDbTime } from './db.ts';
 import { fileMigrations, migrateToLatest } from './migrate.ts';
 
 describe.each(DIALECTS)('storage on %s', (dialect) => {
@@ -158,6 +160,43 @@ describe('a MySQL database whose default character set is latin1', () => {
     } finally {
       await db.destroy();
     }
+  });
+});
+
+describe('destroying a MySQL database', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase('mysql');
+  });
+  afterAll(async () => {
+    await t.drop();
+  });
+
+  const connectionOf = (pool: NonNullable<ReturnType<typeof mysqlPoolOf>>) =>
+    new Promise<PoolConnection>((resolve, reject) =>
+      pool.getConnection((err, c) => (err ? reject(err) : resolve(c))),
+    );
+
+  it('ends its pool even when only the pool was used (as by the audit writer), not Kysely', async () => {
+    const { db } = createDatabase({ databaseUrl: t.databaseUrl, dataDir: '/nonexistent' });
+    const pool = mysqlPoolOf(db)!;
+    const connection = await connectionOf(pool);
+    const socket = (connection as unknown as { stream: Socket }).stream;
+    connection.release();
+    await db.destroy();
+    // The idle connection is closed (it would keep the process alive), and no other is handed out.
+    await vi.waitFor(() => expect(socket.destroyed).toBe(true), { timeout: 10_000 });
+    await expect(connectionOf(pool)).rejects.toThrow(/closed/i);
+  });
+
+  it('ends its pool once when Kysely ran queries too', async () => {
+    const { db } = createDatabase({ databaseUrl: t.databaseUrl, dataDir: '/nonexistent' });
+    await sql`select 1`.execute(db);
+    const pool = mysqlPoolOf(db)!;
+    connectionOf(pool).then((c) => c.release());
+    await db.destroy();
+    await db.destroy();
+    await expect(connectionOf(pool)).rejects.toThrow(/closed/i);
   });
 });
 

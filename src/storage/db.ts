@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, MysqlDialect, SqliteDialect } from 'kysely';
+import { Kysely, type KyselyConfig, MysqlDialect, type MysqlPool, SqliteDialect } from 'kysely';
 import { createPool, type Pool } from 'mysql2';
 import { openNodeSqlite } from './node-sqlite.ts';
 import type { Database } from './schema.ts';
@@ -28,6 +28,27 @@ export function mysqlPoolOf(db: Db): Pool | undefined {
   return mysqlPools.get(db);
 }
 
+/**
+ * A MySQL database whose destroy() always ends its mysql2 pool. Kysely ends the pool only if it ran
+ * a query itself (its driver is initialized on first use), and the audit writer takes its
+ * connections from the pool directly (mysqlPoolOf): a Db used only by the writer would otherwise
+ * keep its connections, and the process, alive after destroy().
+ */
+class MysqlDb extends Kysely<Database> {
+  readonly #endPool: () => Promise<void>;
+  constructor(config: KyselyConfig, endPool: () => Promise<void>) {
+    super(config);
+    this.#endPool = endPool;
+  }
+  override async destroy(): Promise<void> {
+    try {
+      await super.destroy();
+    } finally {
+      await this.#endPool();
+    }
+  }
+}
+
 export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db: Db; dialect: DbDialect } {
   if (databaseUrl) {
     const pool = createPool({
@@ -44,7 +65,15 @@ export function createDatabase({ databaseUrl, dataDir }: DatabaseOptions): { db:
       keepAliveInitialDelay: 30_000,
       supportBigNumbers: true,
     });
-    const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+    // Ends the pool once, whoever asks first: Kysely (when it ran a query) or MysqlDb.destroy.
+    let ended: Promise<void> | undefined;
+    const endPool = () =>
+      (ended ??= new Promise<void>((resolve, reject) => pool.end((err) => (err ? reject(err) : resolve()))));
+    const dialectPool: MysqlPool = {
+      getConnection: (callback) => pool.getConnection(callback),
+      end: (callback) => void endPool().then(() => callback(undefined), callback),
+    };
+    const db = new MysqlDb({ dialect: new MysqlDialect({ pool: dialectPool }) }, endPool);
     mysqlPools.set(db, pool);
     return { db, dialect: 'mysql' };
   }
