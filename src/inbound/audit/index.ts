@@ -27,7 +27,8 @@
  * Database calls (inserts and the `select 1` probe) go one at a time. On MySQL each runs on a pool
  * connection of its own, and one that outlives writeTimeoutMs is ended with its connection, so a
  * connection that will never answer (a dead host, a dropped connection) does not hold the writer up:
- * the next call opens another. A call that cannot be ended (waiting for a connection; SQLite) keeps
+ * the next call opens another, and the statement it ran is stopped on the server with KILL QUERY
+ * (see killStatement). A call that cannot be ended (waiting for a connection; SQLite) keeps
  * every other one out until it returns (rows go to the spool, the probe is not repeated). Either
  * way a stalled MySQL holds at most one connection of the pool the writer shares with the admin
  * API and the partner-key and route caches.
@@ -529,13 +530,17 @@ export function createAuditWriter({
    * startAuditCall): mysql2 has no query timeout, and a connection whose server vanished without
    * closing it (a dead host, a firewall that dropped its state) would otherwise hang for as long as
    * TCP retransmits, while a fresh connection works. The next call then starts at once, on another
-   * connection. A call that cannot be ended (still waiting for a connection, or SQLite) keeps the
+   * connection, and one more call, queued like the others, kills the ended call's statement on
+   * the server (killStatement). A call that cannot be ended (still waiting for a connection, or SQLite) keeps the
    * others out until it returns: they fail at once instead of taking another connection (a stalled
    * MySQL would otherwise get a new probe every replayIntervalMs until the shared pool is
    * exhausted). Either way the writer holds at most one pool connection. A call that finds another
    * one running waits for it, at most until that one times out.
    */
-  async function callDatabase<T>(run: (statements: AuditStatements) => Promise<T>): Promise<T> {
+  async function callDatabase<T>(
+    run: (statements: AuditStatements) => Promise<T>,
+    { killOnTimeout = true } = {},
+  ): Promise<T> {
     while (dbCallRunning) {
       if (dbCallHung) {
         throw new Error(
@@ -554,13 +559,31 @@ export function createAuditWriter({
     call.result.then(settled, settled);
     return withTimeout(call.result, writeTimeoutMs, () => {
       const timedOut = new Error(`audit database call took longer than ${writeTimeoutMs} ms`);
+      const threadId = call.threadId;
       // Ended: its result rejects now, and settled() lets the next call in.
       if (!call.end(timedOut)) {
         dbCallHung = true;
         wakeDbCallWaiters();
+      } else if (killOnTimeout && threadId !== undefined) {
+        killStatement(threadId);
       }
       return timedOut;
     });
+  }
+
+  /**
+   * Stops, on the server, the statement of a call that timed out and was ended. Closing its
+   * connection does not: MySQL and MariaDB go on running it, and an insert waiting for a row lock
+   * waits up to innodb_lock_wait_timeout (50 s by default), one behind a table lock for ever, so
+   * every replay round against a locked audit_log would leave another server thread behind until
+   * max_connections runs out. `KILL QUERY` (the same on both, and allowed on a user's own
+   * threads) ends any wait, costs nothing until a call times out, and runs as a database call
+   * like any other: one at a time, bounded by writeTimeoutMs, on the writer's one pool connection.
+   * Not retried: a kill that fails (MySQL unreachable, the statement already over) leaves at most
+   * that one statement to the server's own timeouts.
+   */
+  function killStatement(threadId: number): void {
+    callDatabase((statements) => statements.killQuery(threadId), { killOnTimeout: false }).catch(() => {});
   }
 
   function wakeDbCallWaiters(): void {

@@ -52,10 +52,15 @@ async function insertPrepared(target: Executes, rows: readonly NewAuditLogRow[])
   }
 }
 
-/** What one call of the audit writer runs: the insert, or the `select 1` that says the database answers. */
+/**
+ * What one call of the audit writer runs: the insert, the `select 1` that says the database
+ * answers, or the `KILL QUERY` that stops, on the server, the statement of a call that timed out.
+ */
 export interface AuditStatements {
   insert(rows: readonly NewAuditLogRow[]): Promise<void>;
   probe(): Promise<void>;
+  /** Stops the statement server thread `threadId` runs (see AuditCall.threadId); nothing on SQLite. */
+  killQuery(threadId: number): Promise<void>;
 }
 
 /** One call of the audit writer, started by startAuditCall. */
@@ -73,6 +78,13 @@ export interface AuditCall<T> {
    * settles when the database answers.
    */
   end(reason: Error): boolean;
+  /**
+   * The MySQL server thread of the connection the call runs on, once it has one; undefined before
+   * and on SQLite. Closing a connection does not stop the statement it runs: MySQL goes on with it
+   * (an insert waiting for a lock waits up to innodb_lock_wait_timeout, 50 s, or for ever on a
+   * table lock), so the caller of end() stops it with `KILL QUERY` over another connection.
+   */
+  readonly threadId: number | undefined;
 }
 
 /**
@@ -89,8 +101,13 @@ export function startAuditCall<T>(db: Db, work: (statements: AuditStatements) =>
       probe: async () => {
         await sql`select 1`.execute(db);
       },
+      killQuery: async () => {},
     };
-    return { result: Promise.resolve().then(() => work(statements)), end: () => false };
+    return {
+      result: Promise.resolve().then(() => work(statements)),
+      end: () => false,
+      threadId: undefined,
+    };
   }
   let connection: PoolConnection | undefined;
   let endedBy: Error | undefined;
@@ -111,6 +128,7 @@ export function startAuditCall<T>(db: Db, work: (statements: AuditStatements) =>
       const statements: AuditStatements = {
         insert: (rows) => insertPrepared(acquired, rows),
         probe: () => query(acquired, 'select 1'),
+        killQuery: (threadId) => query(acquired, `KILL QUERY ${Math.trunc(threadId)}`),
       };
       // A destroyed connection may never call back: `abandoned` settles the call instead.
       return await Promise.race([work(statements), abandoned]);
@@ -129,6 +147,9 @@ export function startAuditCall<T>(db: Db, work: (statements: AuditStatements) =>
       (connection as unknown as { stream?: { destroy?: () => void } }).stream?.destroy?.();
       abandon(reason);
       return true;
+    },
+    get threadId() {
+      return connection?.threadId ?? undefined;
     },
   };
 }

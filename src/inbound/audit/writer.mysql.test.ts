@@ -540,10 +540,19 @@ describe('audit writer under MariaDB faults', () => {
       await writer.flush();
       await sleep(1500);
       // As an operator (or MySQL's own lock wait timeout) would: the waiting inserts fail at once.
+      // (The writer stops each one that timed out itself, so wait for one that is still waiting.)
       const database = new URL(t.databaseUrl!).pathname.slice(1);
-      const [waiting] = await locker.query<RowDataPacket[]>(
-        "select id from information_schema.processlist where db = ? and info like 'insert%'",
-        [database],
+      let waiting: RowDataPacket[] = [];
+      await waitFor(
+        async () => {
+          [waiting] = await locker.query<RowDataPacket[]>(
+            "select id from information_schema.processlist where db = ? and info like 'insert%'",
+            [database],
+          );
+          return waiting.length > 0;
+        },
+        10_000,
+        'an insert waiting for the lock',
       );
       for (const { id } of waiting) await locker.query(`KILL QUERY ${Number(id)}`);
       await sleep(500);
@@ -565,6 +574,68 @@ describe('audit writer under MariaDB faults', () => {
       await locker.end();
     }
   }, 40_000);
+
+  it('stops on the server each insert that timed out waiting for a row lock, and stores every row once', async () => {
+    const db = proxiedDb();
+    const writer = startWriter({
+      db,
+      batchSize: 5,
+      writeTimeoutMs: 300,
+      replayIntervalMs: 50,
+      logger: recordingLogger(),
+    });
+    const warm = `m${run}rowlock-warm`;
+    writer.write(sampleRow(warm));
+    await writer.flush();
+    expect(writer.stats().written).toBe(1);
+    let connectionsMade = 0;
+    mysqlPoolOf(db)!.on('connection', () => {
+      connectionsMade += 1;
+    });
+    const database = new URL(t.databaseUrl!).pathname.slice(1);
+    const locker = await createConnection(t.databaseUrl!);
+    const observer = await createConnection(t.databaseUrl!);
+    const busyThreads = async () => {
+      const [rows] = await observer.query<RowDataPacket[]>(
+        "select count(*) as n from information_schema.processlist where db = ? and command <> 'Sleep' and id <> connection_id()",
+        [database],
+      );
+      return Number(rows[0]?.n);
+    };
+    try {
+      // Another session holds row locks on audit_log in an open transaction: every insert waits
+      // for them (up to innodb_lock_wait_timeout, 50 s) while `select 1` answers at once.
+      await locker.query('begin');
+      await locker.query('select * from audit_log for update');
+      const all = ids(20, 'rowlock');
+      for (const id of all) writer.write(sampleRow(id));
+      await writer.flush();
+      // Each call that times out is ended with its connection, so the next one opens another:
+      // many replay rounds, and the server threads still busy stay few.
+      let most = 0;
+      await waitFor(
+        async () => {
+          most = Math.max(most, await busyThreads());
+          return connectionsMade >= 10;
+        },
+        30_000,
+        'ten calls to time out',
+      );
+      most = Math.max(most, await busyThreads());
+      expect(most).toBeLessThanOrEqual(3);
+      expect(await storedIds('rowlock')).toEqual([warm]);
+
+      await locker.query('commit');
+      await waitFor(async () => (await storedIds('rowlock')).length === 21, 15_000, 'every row in MySQL');
+      await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be replayed');
+      expect(await storedIds('rowlock')).toEqual(sorted([warm, ...all]));
+      expect(writer.stats()).toMatchObject({ queued: 0, rejected: 0, dropped: 0 });
+      await waitFor(async () => (await busyThreads()) === 0, 10_000, 'no audit statement left running');
+    } finally {
+      await locker.end();
+      await observer.end();
+    }
+  }, 60_000);
 
   it('loses no row written to the spool while a replay is running', async () => {
     // A spool from an earlier run, and a database that takes 10 ms a statement: the replay takes a while.
