@@ -10,8 +10,12 @@
  * writer marks the database down, appends the batch to the spool (fsync'd JSON lines, see
  * spool.ts) and sends everything after it to the spool too, without waiting on the database
  * again. A replay loop, every replayIntervalMs, seals the spool and re-inserts it in order; when
- * that succeeds the database is marked up and rows go straight to it again. A spool left by an
- * earlier process is replayed at start-up.
+ * that succeeds the database is marked up and rows go straight to it again. When the database
+ * answers but the spool disk fails the replay (a seal, read or remove: a read-only or broken disk),
+ * the database is marked up too, as rows can be kept there; the spool's files stay as they are
+ * (never read unsealed, replayed oldest first) and are retried every round, so their rows land
+ * once the disk works, after newer ones, each once (see below). A spool left by an earlier
+ * process is replayed at start-up.
  *
  * Only an error that names a row's content (isBadRowError: a value too long, out of range, ...)
  * sets a row aside, in the rejected file; the replay finds that row by inserting its batch one row
@@ -124,6 +128,8 @@ export interface AuditWriterOptions {
 const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
 /** With the spool disk failing, the queue holds this many times maxQueue before dropping rows. */
 const HARD_LIMIT_FACTOR = 4;
+/** A replay stopped by the spool disk is logged at most this often (it is tried every replayIntervalMs). */
+const SPOOL_DISK_LOG_MS = 10_000;
 /** The default spoolMaxBytes: 1 GiB. */
 export const DEFAULT_SPOOL_MAX_BYTES = 1024 * 1024 * 1024;
 
@@ -184,6 +190,7 @@ export function createAuditWriter({
   /** The last spool append failed (cleared by one that succeeds, or once the database is up again). */
   let spoolFailing = false;
   let lastBlockedLogAt = 0;
+  let lastSpoolDiskLogAt = Number.NEGATIVE_INFINITY;
   /** Why auditBlocked() was last seen true by write(), so the writer says when calls pass again. */
   let blockedBy: 'limit' | 'disk' | undefined;
   let replaying: Promise<void> | undefined;
@@ -405,27 +412,48 @@ export function createAuditWriter({
     while (state === 'open') {
       const epoch = failureEpoch;
       if (!dbUp && !(await databaseReachable())) return;
-      for (const file of leaseLost ? [] : await spool.seal()) {
-        if (!(await replayFile(file))) return;
-      }
-      if (!dbUp && epoch === failureEpoch) {
-        dbUp = true;
-        // Rows go to the database again; the spool disk is tried again when they next cannot.
-        spoolFailing = false;
-        logger.warn({ replayed: counts.replayed }, 'audit database reachable again; spool replayed');
-      }
-      if (!dbUp) return;
-      // The directory's rows are the new holder's to replay.
-      if (leaseLost) {
-        spoolHasRows = false;
+      let empty: boolean;
+      try {
+        for (const file of leaseLost ? [] : await spool.seal()) {
+          if (!(await replayFile(file))) return;
+        }
+        // Rows spooled while this replay ran wait in a fresh active file: go round again.
+        empty = leaseLost || (await spool.isEmpty());
+      } catch (err) {
+        // The database answers, the spool disk does not (a seal, read or remove failed): the
+        // database counts as up so rows go straight to it, and the spool's files stay where they
+        // are (sealed in order, or still the active file) for the next rounds.
+        reportSpoolDiskError(err);
+        markDbUp(epoch, 'audit database reachable again; the spool disk fails, its rows wait on it');
         return;
       }
-      // Rows spooled while this replay ran wait in a fresh active file: go round again.
-      if (await spool.isEmpty()) {
+      markDbUp(epoch, 'audit database reachable again; spool replayed');
+      if (!dbUp) return;
+      if (empty) {
+        // With the lease lost, the directory's rows are the new holder's to replay.
         spoolHasRows = false;
         return;
       }
     }
+  }
+
+  function markDbUp(epoch: number, msg: string): void {
+    if (dbUp || epoch !== failureEpoch) return;
+    dbUp = true;
+    // Rows go to the database again; the spool disk is tried again when they next cannot.
+    spoolFailing = false;
+    logger.warn({ replayed: counts.replayed }, msg);
+  }
+
+  /** A replay round stopped by the spool disk: logged at most once every SPOOL_DISK_LOG_MS. */
+  function reportSpoolDiskError(err: unknown): void {
+    if (Date.now() - lastSpoolDiskLogAt < SPOOL_DISK_LOG_MS) return;
+    lastSpoolDiskLogAt = Date.now();
+    logger.error(
+      { err: summarizeError(err), spoolBytes: spool.bytes(), spoolDir },
+      'audit spool replay failed on a disk error; rows go to the database as long as it takes them, ' +
+        'and the spool is tried again every replay round',
+    );
   }
 
   /**

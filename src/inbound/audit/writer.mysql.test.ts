@@ -10,6 +10,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmdirSync,
   rmSync,
   statSync,
@@ -478,6 +479,61 @@ describe('audit writer under MariaDB faults', () => {
     await waitFor(async () => (await storedIds('diskfail')).length === 21, 15_000, 'every row in MySQL');
     expect(await storedIds('diskfail')).toEqual(sorted([...all, refused]));
   }, 40_000);
+
+  it('goes back to direct inserts when MySQL returns while the spool disk fails, and replays the spool once the disk works', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ batchSize: 5, maxQueue: 10, replayIntervalMs: 100, logger });
+    proxy.cut();
+    const spooled = ids(10, 'brokendisk-spooled');
+    for (const id of spooled) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ spooled: 10, queued: 0 });
+
+    // The spool disk fails while it holds those rows: a file where the directory was, so every
+    // spool operation (append, seal, read, remove, the lease) fails, as root too. The files are kept aside.
+    const aside = `${spoolDir}.aside`;
+    renameSync(spoolDir, aside);
+    writeFileSync(spoolDir, '');
+    try {
+      const held = ids(3, 'brokendisk-held');
+      for (const id of held) writer.write(sampleRow(id));
+      await writer.flush();
+      expect(writer.auditBlocked()).toBe(true);
+
+      // MySQL is back, the disk still fails: calls pass and their rows go straight to MySQL.
+      proxy.restore();
+      await waitFor(() => !writer.auditBlocked(), 15_000, 'calls to pass again');
+      const direct = ids(20, 'brokendisk-direct');
+      for (const id of direct) writer.write(sampleRow(id));
+      await writer.flush();
+      await waitFor(
+        async () => (await storedIds('brokendisk')).length === held.length + direct.length,
+        15_000,
+        'the rows of calls made while the disk fails in MySQL',
+      );
+      expect(writer.auditBlocked()).toBe(false);
+      expect(writer.stats()).toMatchObject({ queued: 0, dropped: 0 });
+      // The replay keeps failing every round, and says so at most every 10 s.
+      const diskErrors = () =>
+        logger.records.filter((r) => r.msg.startsWith('audit spool replay failed on a disk error'));
+      await waitFor(() => diskErrors().length > 0, 5_000, 'the disk error to be logged');
+      await sleep(500);
+      expect(diskErrors().length).toBeLessThanOrEqual(2);
+    } finally {
+      // The disk works again.
+      unlinkSync(spoolDir);
+      renameSync(aside, spoolDir);
+    }
+    await waitFor(
+      async () => (await storedIds('brokendisk')).length === 33,
+      15_000,
+      'the spooled rows to be replayed',
+    );
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
+    expect((await storedIds('brokendisk')).length).toBe(33);
+    expect(await storedIds('brokendisk-spooled')).toEqual(sorted(spooled));
+    expect(writer.stats()).toMatchObject({ replayed: 10, spooled: 10, queued: 0, rejected: 0, dropped: 0 });
+  }, 60_000);
 
   it('spools the backlog at once when the queue outgrows maxQueue, and loses nothing', async () => {
     const writer = startWriter({ batchSize: 10, maxQueue: 50, writeTimeoutMs: 1500 });
