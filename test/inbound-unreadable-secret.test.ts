@@ -18,7 +18,7 @@ import {
   type PartnerKeyCredentials,
   type SentResponse,
   send,
-  waitFor,
+  waitForAuditRow,
 } from './helpers/inbound.ts';
 import { captureLogLines } from './helpers/log-lines.ts';
 import { corruptPartnerCiphertext, corruptPartnerWrappedKey } from './helpers/secrets.ts';
@@ -45,22 +45,8 @@ function mismatch(res: SentResponse) {
   return rest;
 }
 
-async function auditRow(db: TestDatabase, requestId: unknown): Promise<AuditLogRow> {
-  let row: AuditLogRow | undefined;
-  await waitFor(
-    async () => {
-      row = await db.db
-        .selectFrom('audit_log')
-        .selectAll()
-        .where('request_id', '=', String(requestId))
-        .executeTakeFirst();
-      return row !== undefined;
-    },
-    10_000,
-    `audit row ${requestId}`,
-  );
-  return row!;
-}
+const auditRow = (db: TestDatabase, requestId: unknown): Promise<AuditLogRow> =>
+  waitForAuditRow(db.db, requestId);
 
 describe('a partner-key secret that cannot be decrypted', () => {
   const log = captureLogLines();

@@ -30,6 +30,7 @@ import {
   sendRaw,
   signExactly,
   waitFor,
+  waitForAuditRow,
 } from './helpers/inbound.ts';
 import { json, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -100,22 +101,7 @@ function expectProblem(res: SentResponse, status: number, code: string) {
   return body;
 }
 
-async function auditRow(requestId: unknown): Promise<AuditLogRow> {
-  let row: AuditLogRow | undefined;
-  await waitFor(
-    async () => {
-      row = await gw.database.db
-        .selectFrom('audit_log')
-        .selectAll()
-        .where('request_id', '=', String(requestId))
-        .executeTakeFirst();
-      return row !== undefined;
-    },
-    10_000,
-    `audit row ${requestId}`,
-  );
-  return row!;
-}
+const auditRow = (requestId: unknown): Promise<AuditLogRow> => waitForAuditRow(gw.database.db, requestId);
 
 describe('a signed request', () => {
   it('is forwarded with the path unchanged, partner credentials stripped, request id and key id added', async () => {

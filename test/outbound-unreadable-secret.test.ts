@@ -52,11 +52,12 @@ describe('a provider secret that cannot be decrypted', () => {
     for (const value of VALUE_FRAGMENTS) expect(text).not.toContain(value);
   }
 
-  it('serves requests that use only the good secrets and names the bad one to those that need it', async () => {
-    const { tenantId, serviceToken } = await setUpProvider(
+  /** A script provider that signs every call with AppKey + AppSecret, and /rsa/... calls with RsaKey too. */
+  const setUpRsaScriptProvider = (name: string) =>
+    setUpProvider(
       gw,
       {
-        name: 'acme',
+        name,
         mode: 'script',
         prefixUrl: upstream.url,
         request: `function (h, p, b, AppKey) {
@@ -66,6 +67,9 @@ describe('a provider secret that cannot be decrypted', () => {
       },
       { AppKey: SECRETS.AppKey, AppSecret: SECRETS.AppSecret, RsaKey: SECRETS.RsaKey },
     );
+
+  it('serves requests that use only the good secrets and names the bad one to those that need it', async () => {
+    const { tenantId, serviceToken } = await setUpRsaScriptProvider('acme');
     await corrupt(tenantId, 'acme', 'RsaKey');
 
     const sentBefore = upstream.received.length;
@@ -116,19 +120,7 @@ describe('a provider secret that cannot be decrypted', () => {
   });
 
   it('treats a secret whose wrapped data key was altered the same way, and logs it once', async () => {
-    const { tenantId, serviceToken } = await setUpProvider(
-      gw,
-      {
-        name: 'acme-wrapped',
-        mode: 'script',
-        prefixUrl: upstream.url,
-        request: `function (h, p, b, AppKey) {
-          h.set('x-sig', hmac_sha256(secret('AppSecret'), AppKey + h.getURI()));
-          if (h.getURI().startsWith('/rsa')) h.set('x-rsa', sha256(secret('RsaKey')));
-        }`,
-      },
-      { AppKey: SECRETS.AppKey, AppSecret: SECRETS.AppSecret, RsaKey: SECRETS.RsaKey },
-    );
+    const { tenantId, serviceToken } = await setUpRsaScriptProvider('acme-wrapped');
     await corruptWrappedKey(gw.database.db, tenantId, 'acme-wrapped', 'RsaKey');
     const rows = await gw.database.db
       .selectFrom('secrets')

@@ -13,6 +13,8 @@ import type { ServiceContext } from '../../src/services/context.ts';
 import { type CreatePartnerKeyInput, createPartnerKey } from '../../src/services/partner-keys.ts';
 import { addRoute } from '../../src/services/routes.ts';
 import { createTenant } from '../../src/services/tenants.ts';
+import type { Db } from '../../src/storage/db.ts';
+import type { AuditLogRow } from '../../src/storage/schema.ts';
 import { MAIN, spawnServe } from './serve.ts';
 
 export interface PartnerKeyCredentials {
@@ -242,4 +244,22 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The audit row of a call, once the writer has stored it (rows are written off the request path). */
+export async function waitForAuditRow(db: Db, requestId: unknown): Promise<AuditLogRow> {
+  let row: AuditLogRow | undefined;
+  await waitFor(
+    async () => {
+      row = await db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('request_id', '=', String(requestId))
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+    10_000,
+    `audit row ${requestId}`,
+  );
+  return row!;
 }
