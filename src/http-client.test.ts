@@ -121,4 +121,32 @@ describe('http client', () => {
     const notAUrl = await failure(client.send(request({ url: 'not a url' })));
     expect(notAUrl.code).toBe('KG_UPSTREAM_UNREACHABLE');
   });
+
+  it('502 KG_UPSTREAM_UNREACHABLE that says so for an answer that is not HTTP/1.1 or an unsolicited 100 Continue', async () => {
+    const answers = [
+      'HELLO\r\n\r\n',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    ];
+    for (const answer of answers) {
+      const server = net.createServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => socket.write(answer));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as net.AddressInfo;
+      try {
+        const bad = await failure(
+          client.send(
+            request({ method: 'POST', url: `http://127.0.0.1:${port}/x`, body: Buffer.from('{}') }),
+          ),
+        );
+        expect(bad.code).toBe('KG_UPSTREAM_UNREACHABLE');
+        expect(bad.message).toContain(
+          `127.0.0.1:${port} answered with something that is not a valid HTTP/1.1 response`,
+        );
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    }
+  });
 });

@@ -204,6 +204,17 @@ function toGatewayError(err: unknown, req: UpstreamRequest, maxResponseBytes: nu
     return new KeygateError('KG_UPSTREAM_UNREACHABLE', `connecting to ${host} timed out`);
   }
   const code = (err as { code?: string })?.code ?? (err as { cause?: { code?: string } })?.cause?.code;
+  // Reached, but what came back is not an HTTP/1.1 answer (undici's parser refused it, or an
+  // unsolicited `100 Continue`, which undici does not accept): say so rather than "not reachable".
+  if (
+    err instanceof undiciErrors.HTTPParserError ||
+    (err instanceof undiciErrors.SocketError && /^bad (response|upgrade)$/.test(err.message))
+  ) {
+    return new KeygateError(
+      'KG_UPSTREAM_UNREACHABLE',
+      `${host} answered with something that is not a valid HTTP/1.1 response${code ? ` (${code})` : ''}`,
+    );
+  }
   return new KeygateError('KG_UPSTREAM_UNREACHABLE', `${host} not reachable${code ? ` (${code})` : ''}`);
 }
 
