@@ -33,6 +33,18 @@ export interface KmsServer {
   close(): Promise<void>;
 }
 
+/**
+ * The ways a KMS fails without refusing a blob (each counts as the KMS being down, never as a
+ * refused data key): name, and a function that starts the fault on `kms` (up() ends it).
+ */
+export function transientKmsFaults(kms: KmsServer): Array<[string, () => void]> {
+  return [
+    ['down', () => kms.down()],
+    ['throttling', () => kms.failWith('ThrottlingException', 400)],
+    ['failing', () => kms.failWith('KMSInternalException', 500)],
+  ];
+}
+
 const ACCOUNT = '111122223333';
 const BLOB_MAGIC = Buffer.from('KGT1');
 const JSON_11 = 'application/x-amz-json-1.1';

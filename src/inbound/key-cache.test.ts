@@ -11,7 +11,7 @@ import { DIALECTS } from '../../test/helpers/db.ts';
 import { startTestGateway, type TestGateway } from '../../test/helpers/gateway.ts';
 import { createTestKey, createTestTenant } from '../../test/helpers/inbound.ts';
 import { corruptPartnerCiphertext, corruptPartnerWrappedKey } from '../../test/helpers/secrets.ts';
-import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
+import { type KmsServer, startKmsServer, transientKmsFaults } from '../../test/kms-server.ts';
 import { CLI_ACTOR } from '../cli/context.ts';
 import { createKeyProvider, type KeyProvider } from '../secrets/key-provider.ts';
 import { createSecretStore, type SecretStore } from '../secrets/secret-store.ts';
@@ -168,11 +168,7 @@ describe.each(DIALECTS)('partner-key cache on %s', (dialect) => {
     const loaded = await cache.get(keyId);
     expect(loaded?.secrets.map((s) => s.version)).toEqual([1]);
 
-    const faults: Array<[string, () => void]> = [
-      ['down', () => kms.down()],
-      ['throttling', () => kms.failWith('ThrottlingException', 400)],
-      ['failing', () => kms.failWith('KMSInternalException', 500)],
-    ];
+    const faults = transientKmsFaults(kms);
     for (const [fault, start] of faults) {
       start();
       await sleep(80); // the data keys are past their TTL

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
+import { type KmsServer, startKmsServer, transientKmsFaults } from '../../test/kms-server.ts';
 import { ConfigError } from '../config.ts';
 import { createKeyProvider, DataKeyRefusedError, type KeyProvider } from './key-provider.ts';
 
@@ -190,10 +190,8 @@ describe('aws-kms key provider against the KMS-protocol server', () => {
     const provider = awsKms(server.keyArn, { requestTimeoutMs: 300 });
     const dataKey = await provider.generateDataKey();
     const faults: Array<[string, () => void]> = [
-      ['down', () => server.down()],
+      ...transientKmsFaults(server),
       ['slow', () => server.slow(3000)],
-      ['throttling', () => server.failWith('ThrottlingException', 400)],
-      ['failing', () => server.failWith('KMSInternalException', 500)],
     ];
     for (const [fault, start] of faults) {
       start();

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createTestDatabase, DIALECTS, type TestDatabase } from '../../test/helpers/db.ts';
 import { corruptCiphertext, corruptWrappedKey } from '../../test/helpers/secrets.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/helpers/tcp-proxy.ts';
-import { type KmsServer, startKmsServer } from '../../test/kms-server.ts';
+import { type KmsServer, startKmsServer, transientKmsFaults } from '../../test/kms-server.ts';
 import { isKeygateError, type KeygateError, toProblem } from '../errors.ts';
 import { createDatabase, type Db } from '../storage/db.ts';
 import { createKeyProvider, type KeyProvider } from './key-provider.ts';
@@ -641,11 +641,7 @@ describe.each(DIALECTS)('secret store on %s', (dialect) => {
       const reader = store(awsProvider(), { cacheTtlMs: 50, dataKeyTtlMs: 50, logger });
       const loaded = await reader.loadProviderSecrets('ten_kmsdown', 'acme');
       expect(loaded.unreadable).toEqual(new Set(['RsaKey']));
-      const faults: Array<[string, () => void]> = [
-        ['down', () => kms.down()],
-        ['throttling', () => kms.failWith('ThrottlingException', 400)],
-        ['failing', () => kms.failWith('KMSInternalException', 500)],
-      ];
+      const faults = transientKmsFaults(kms);
       for (const [fault, start] of faults) {
         start();
         await sleep(80); // the cache entry and the data key are past their TTL
