@@ -86,13 +86,13 @@ export function createMetrics() {
       });
       new Counter({
         name: 'keygate_audit_rows_total',
-        help: 'Audit rows by what became of them: written to MySQL, spooled, replayed from the spool, rejected by MySQL, dropped',
+        help: 'Audit rows by what became of them: written to MySQL, spooled, replayed from the spool, rejected by MySQL, dropped, shed (rows of refused calls not kept while the spool was twice its limit)',
         labelNames: ['result'] as const,
         registers: [registry],
         collect() {
           const now = stats();
           this.reset();
-          for (const result of ['written', 'spooled', 'replayed', 'rejected', 'dropped'] as const) {
+          for (const result of ['written', 'spooled', 'replayed', 'rejected', 'dropped', 'shed'] as const) {
             this.inc({ result }, now[result]);
           }
         },

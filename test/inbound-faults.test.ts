@@ -249,6 +249,11 @@ describe('audit spool at its size limit while MariaDB is cut', () => {
     await database?.drop();
   });
 
+  async function shedRows(): Promise<number> {
+    const text = await gw.services.metrics.registry.metrics();
+    return Number(/^keygate_audit_rows_total\{result="shed"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  }
+
   async function spoolBytes(): Promise<number> {
     const text = await gw.services.metrics.registry.metrics();
     return Number(/^keygate_audit_spool_bytes (\d+)$/m.exec(text)?.[1]);
@@ -297,6 +302,27 @@ describe('audit spool at its size limit while MariaDB is cut', () => {
       log.lines.some((l) => l.level === 50 && String(l.msg).startsWith('audit spool at its size limit')),
     ).toBe(true);
 
+    // Partners retry: the rows of the refused calls fill the spool up to twice its limit, and past
+    // that they are counted as shed instead of kept, so the disk stops filling.
+    const overflow: SentResponse[] = [];
+    await waitFor(
+      async () => {
+        const res = await send(gw.inboundUrl, `/api/retry/${overflow.length}`, { key });
+        overflow.push(res);
+        expect(res.status).toBe(503);
+        return (await shedRows()) > 0;
+      },
+      20_000,
+      'rows of refused calls to be shed',
+    );
+    const bytesWhenShedding = await spoolBytes();
+    expect(bytesWhenShedding).toBeGreaterThanOrEqual(2 * 8192);
+    for (let i = 0; i < 5; i++) overflow.push(await send(gw.inboundUrl, `/api/retry/more-${i}`, { key }));
+    expect(await spoolBytes()).toBe(bytesWhenShedding);
+    const shed = await shedRows();
+    expect(shed).toBeGreaterThanOrEqual(6);
+    expect(upstream.received.some((r) => r.url.startsWith('/api/retry/'))).toBe(false);
+
     // The database is back: the replay drains the spool and calls are forwarded again.
     dbProxy.restore();
     let after = 0;
@@ -312,17 +338,25 @@ describe('audit spool at its size limit while MariaDB is cut', () => {
     expect(upstream.received.some((r) => r.url === `/api/after/${after - 1}`)).toBe(true);
     await waitFor(async () => (await spoolBytes()) === 0, 20_000, 'the spool to be empty');
 
-    // Refused calls were audited too: one row per answer, the 503s included.
-    const sent = new Set(answers.map((a) => String(a.headers['x-request-id'])));
-    expect(sent.size).toBe(answers.length);
+    // Refused calls were audited too: one row per answer, the 503s included, except the shed ones
+    // (the retries above, and any call refused after the restore before the replay caught up).
+    const all = [...answers, ...overflow];
+    const sent = new Set(all.map((a) => String(a.headers['x-request-id'])));
+    expect(sent.size).toBe(all.length);
+    const totalShed = await shedRows();
+    expect(totalShed).toBeGreaterThanOrEqual(shed);
     await waitFor(
-      async () => (await auditedIds(database, key.keyId)).length >= sent.size,
+      async () => (await auditedIds(database, key.keyId)).length >= sent.size - totalShed,
       20_000,
-      'every call in audit_log',
+      'every kept row in audit_log',
     );
     const stored = await auditedIds(database, key.keyId);
-    expect(stored.length).toBe(sent.size);
-    expect(new Set(stored)).toEqual(sent);
+    expect(stored.length).toBe(sent.size - totalShed);
+    expect(stored.every((id) => sent.has(id))).toBe(true);
+    // Every forwarded call has its row.
+    for (const a of all.filter((a) => a.status === 200)) {
+      expect(stored).toContain(String(a.headers['x-request-id']));
+    }
     const row = await database.db
       .selectFrom('audit_log')
       .select(['response_status', 'outcome'])

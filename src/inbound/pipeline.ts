@@ -87,6 +87,8 @@ interface InboundCall {
   requestBodyRefused?: boolean;
   rateLimit?: RateLimitDecision;
   route?: InboundRoute;
+  /** The call was sent on to its upstream (whatever came of it). */
+  forwarded?: boolean;
   answer?: {
     status: number;
     headers: Record<string, string | string[]>;
@@ -117,6 +119,7 @@ export async function handleInboundCall(
     refuseWhileAuditBlocked(deps);
     await claimNonceAndSpendQuota(deps, key, auth, call);
     call.route = await findRoute(deps, key, call.path);
+    call.forwarded = true;
     const upstream = await forwardToUpstream(deps, call, call.route, key, req, body);
     answerFromUpstream(res, call, upstream);
   } catch (err) {
@@ -387,7 +390,8 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
     outcome: answer.outcome,
     created_at: toDbTime(),
   };
-  deps.audit.write(row);
+  // The row of a call keygate refused may be shed while the audit is far behind (see AuditWriter).
+  deps.audit.write(row, { forwarded: call.forwarded === true });
 
   deps.metrics.recordRequest('inbound', call.route?.prefix ?? '-', answer.status, latencyMs / 1000);
   deps.metrics.inboundOutcomes.inc({ outcome: answer.outcome });

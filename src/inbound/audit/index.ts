@@ -44,6 +44,13 @@
  * rows are held in memory. Rows still go to the spool as long as the disk takes them. The spool
  * counts what is still to replay, less each replayed batch as it commits, so calls pass again as
  * soon as the replay has brought that below the limit, before the file being replayed is removed.
+ *
+ * The rows of refused calls (calls that reached no upstream: the 503s of a blocked writer, bad
+ * signatures, rate limits, ...) still come while calls are refused, as fast as partners retry. So
+ * that they cannot fill the disk the limit protects, they are kept only up to a second limit, and
+ * counted (`shed`) instead of kept past it: while the database is down and the spool holds twice
+ * spoolMaxBytes still to replay, or while spool appends fail with twice maxQueue rows held in
+ * memory. The rows of forwarded calls are always kept (up to the hard limit above).
  */
 import { summarizeError } from '../../logger.ts';
 import type { Db } from '../../storage/db.ts';
@@ -79,13 +86,22 @@ export interface AuditWriterStats {
   rejected: number;
   /** Rows lost because the database and the spool disk both failed with the queue full. */
   dropped: number;
+  /**
+   * Rows of refused calls (forwarded to no upstream) not kept while the spool held twice
+   * spoolMaxBytes still to replay, or while spool appends failed with twice maxQueue rows held.
+   */
+  shed: number;
   /** Bytes of rows in the spool still to replay (its files, less what the replay has inserted). */
   spoolBytes: number;
 }
 
 export interface AuditWriter {
-  /** Non-blocking: enqueue a row; never throws, never awaits the DB on the request path. */
-  write(row: NewAuditLogRow): void;
+  /**
+   * Non-blocking: enqueue a row; never throws, never awaits the DB on the request path.
+   * `forwarded: false` marks the row of a call that reached no upstream (refused by keygate): such
+   * a row is shed rather than kept while the writer is far behind (see `shed`).
+   */
+  write(row: NewAuditLogRow, opts?: { forwarded?: boolean }): void;
   /** Flushes everything queued (to DB, or to the spool when the DB is down). Called on SIGTERM. */
   flush(): Promise<void>;
   /** flush + stop timers. Leaves `db` open (the caller owns it). A write after close is spooled synchronously. */
@@ -174,7 +190,7 @@ export function createAuditWriter({
     onLeaseRenewError: (err) =>
       logger.warn({ err: summarizeError(err), spoolDir }, 'audit spool lease renewal failed; trying again'),
   });
-  const counts = { written: 0, spooled: 0, replayed: 0, rejected: 0, dropped: 0 };
+  const counts = { written: 0, spooled: 0, replayed: 0, rejected: 0, dropped: 0, shed: 0 };
   let queue: NewAuditLogRow[] = [];
   let rowsInFlight = 0;
   const tasks = new Set<Promise<void>>();
@@ -187,6 +203,7 @@ export function createAuditWriter({
   /** After the spool disk fails, it is not tried again before this time. */
   let spoolRetryAt = 0;
   let lastDropLogAt = 0;
+  let lastShedLogAt = 0;
   /** The last spool append failed (cleared by one that succeeds, or once the database is up again). */
   let spoolFailing = false;
   let lastBlockedLogAt = 0;
@@ -210,11 +227,15 @@ export function createAuditWriter({
   replayTimer.unref();
   if (spoolHasRows) startReplay();
 
-  function write(row: NewAuditLogRow): void {
+  function write(row: NewAuditLogRow, opts?: { forwarded?: boolean }): void {
     try {
-      const copy = toAuditRow(row);
       if (auditBlocked()) reportBlocked();
       else noteUnblocked();
+      if (opts?.forwarded === false && shedRefusedRows()) {
+        shedRow();
+        return;
+      }
+      const copy = toAuditRow(row);
       if (state === 'closed') {
         spoolNow([copy]);
         return;
@@ -350,6 +371,24 @@ export function createAuditWriter({
       lastDropLogAt = Date.now();
       logger.error({ dropped: counts.dropped }, 'audit rows dropped: database and spool both failing');
     }
+  }
+
+  /** See the file's comment: the second limit, past which rows of refused calls are not kept. */
+  function shedRefusedRows(): boolean {
+    if (spoolFailing && queue.length >= 2 * maxQueue) return true;
+    return spoolMaxBytes > 0 && !dbUp && spool.bytes() >= 2 * spoolMaxBytes;
+  }
+
+  function shedRow(): void {
+    counts.shed += 1;
+    if (Date.now() - lastShedLogAt < 1000) return;
+    lastShedLogAt = Date.now();
+    logger.error(
+      { shed: counts.shed, spoolBytes: spool.bytes(), spoolMaxBytes, queued: queue.length, spoolDir },
+      spoolFailing
+        ? 'audit rows of refused calls not kept: the spool disk fails and twice the queue limit is held in memory'
+        : 'audit rows of refused calls not kept: the spool holds twice its size limit still to replay',
+    );
   }
 
   function spoolAtLimit(): boolean {

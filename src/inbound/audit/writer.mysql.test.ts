@@ -357,6 +357,60 @@ describe('audit writer under MariaDB faults', () => {
     expect(logger.text()).not.toContain(BODY_MARKER);
   }, 40_000);
 
+  it('keeps rows of refused calls up to twice spoolMaxBytes, then counts them as shed; rows of forwarded calls are always kept', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({ spoolMaxBytes: 4096, logger });
+    proxy.cut();
+    // Forwarded calls until the limit: from here on every call is refused.
+    const forwarded: string[] = [];
+    while (!writer.auditBlocked()) {
+      const id = `m${run}shed-fwd-${forwarded.length}`;
+      forwarded.push(id);
+      writer.write(sampleRow(id));
+      await writer.flush();
+    }
+    // Rows of refused calls are kept until the spool holds twice the limit...
+    const refusedKept: string[] = [];
+    while (writer.stats().spoolBytes < 2 * 4096) {
+      const id = `m${run}shed-ref-${refusedKept.length}`;
+      refusedKept.push(id);
+      writer.write(sampleRow(id), { forwarded: false });
+      await writer.flush();
+    }
+    expect(refusedKept.length).toBeGreaterThan(0);
+    expect(writer.stats().shed).toBe(0);
+    // ...and past it they are counted, not kept: the spool stops growing however often partners retry.
+    const bytes = writer.stats().spoolBytes;
+    const refusedShed = Array.from({ length: 40 }, (_, i) => `m${run}shed-gone-${i}`);
+    for (const id of refusedShed) writer.write(sampleRow(id), { forwarded: false });
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ shed: 40, dropped: 0, spoolBytes: bytes });
+    const shedLogs = logger.records.filter((r) => r.msg.startsWith('audit rows of refused calls not kept'));
+    expect(shedLogs.map((r) => r.level)).toEqual(['error']);
+    expect(shedLogs[0]!.obj).toMatchObject({ shed: 1, spoolMaxBytes: 4096 });
+    // The row of a call forwarded just before the limit (its answer came later) is kept.
+    const late = `m${run}shed-late`;
+    writer.write(sampleRow(late));
+    await writer.flush();
+    expect(writer.stats().spoolBytes).toBeGreaterThan(bytes);
+
+    proxy.restore();
+    const kept = [...forwarded, ...refusedKept, late];
+    await waitFor(
+      async () => (await storedIds('shed')).length === kept.length,
+      15_000,
+      'the kept rows in MySQL',
+    );
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 5_000, 'the spool to be removed');
+    expect(await storedIds('shed')).toEqual(sorted(kept));
+    // With the database up, rows of refused calls are kept again.
+    const afterwards = `m${run}shed-after`;
+    writer.write(sampleRow(afterwards), { forwarded: false });
+    await writer.flush();
+    expect(await storedIds('shed')).toEqual(sorted([...kept, afterwards]));
+    expect(writer.stats().shed).toBe(40);
+  }, 40_000);
+
   it('forwards calls again as soon as the rows still to replay are below spoolMaxBytes, before the replayed file is removed', async () => {
     const logger = recordingLogger();
     const onDisk = () =>
