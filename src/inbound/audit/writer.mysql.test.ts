@@ -623,6 +623,13 @@ describe('audit writer under MariaDB faults', () => {
       'audit flush left rows in memory: database and spool failing',
     );
 
+    // Rows of refused calls are not held beyond twice maxQueue: they would crowd out forwarded ones.
+    writer.write(sampleRow(`m${run}doublefault-refused`), { forwarded: false });
+    expect(writer.stats()).toMatchObject({ queued: 100, shed: 1, dropped: 0 });
+    expect(logger.records.map((r) => r.msg)).toContain(
+      'audit rows of refused calls not kept: the spool disk fails and twice the queue limit is held in memory',
+    );
+
     // Beyond four times maxQueue, new rows are dropped (and counted) rather than exhaust memory.
     for (let i = 0; i < 10; i += 1) writer.write(sampleRow(`m${run}doublefault-dropped-${i}`));
     expect(writer.stats()).toMatchObject({ queued: 100, dropped: 10 });
