@@ -516,10 +516,10 @@ export function createAuditWriter({
       batchBytes = 0;
       return true;
     };
-    for await (const line of spool.readLines(file)) {
+    for await (const { text: line, end } of spool.readLines(file)) {
       lineNumber += 1;
       const lineStart = offset;
-      offset += Buffer.byteLength(line) + 1;
+      offset = end;
       if (lineNumber <= skip || line.trim() === '') continue;
       const row = parseSpoolLine(line);
       if (!row) {

@@ -93,6 +93,53 @@ describe('audit spool size', () => {
     expect(spool.bytes()).toBe(0);
     expect(onDisk(dir)).toBe(0);
   });
+  it('reads lines with the exact byte offset past each, for CRLF, non-UTF-8 and torn lines', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-lines-'));
+    made.push(dir);
+    const file = path.join(dir, 'audit-spool.1-900000002.replay.jsonl');
+    const parts = [
+      Buffer.from('{"request_id":"a"}\n'),
+      Buffer.from('{"request_id":"crlf"}\r\n'),
+      Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), // bytes that are not UTF-8
+      Buffer.from('\n'), // an empty line
+      Buffer.from('{"request_id":"é"}\n'),
+      Buffer.from('{"request_id":"torn'), // no newline: cut off mid-write
+    ];
+    writeFileSync(file, Buffer.concat(parts));
+    const spool = opened(dir);
+    const lines = [];
+    for await (const line of spool.readLines(file)) lines.push(line);
+    let end = 0;
+    const ends = parts.map((part) => (end += part.length));
+    expect(lines.map((l) => l.end)).toEqual(ends);
+    expect(lines.map((l) => l.text)).toEqual([
+      '{"request_id":"a"}',
+      '{"request_id":"crlf"}',
+      '{\ufffd\ufffd}',
+      '',
+      '{"request_id":"é"}',
+      '{"request_id":"torn',
+    ]);
+    // Through the whole file, the replay counts nothing of it as left to replay.
+    await spool.seal();
+    spool.replayedThrough(file, lines.at(-1)!.end);
+    expect(spool.bytes()).toBe(0);
+  });
+
+  it('reads a line split over many read chunks as one', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keygate-spool-lines-'));
+    made.push(dir);
+    const file = path.join(dir, 'audit-spool.1-900000003.replay.jsonl');
+    const long = `{"request_id":"${'x'.repeat(200_000)}"}`;
+    writeFileSync(file, `${long}\n{"request_id":"b"}\n`);
+    const spool = opened(dir);
+    const lines = [];
+    for await (const line of spool.readLines(file)) lines.push(line);
+    expect(lines.map((l) => [l.text.length, l.end])).toEqual([
+      [long.length, long.length + 1],
+      [18, long.length + 20],
+    ]);
+  });
 });
 
 describe('audit spool lease', () => {

@@ -62,7 +62,6 @@ import {
 } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 
 export const ACTIVE_SPOOL_FILE = 'audit-spool.jsonl';
 export const REJECTED_FILE = 'audit-rejected.jsonl';
@@ -76,6 +75,15 @@ export class SpoolDirError extends Error {
   override name = 'SpoolDirError';
 }
 
+/** One line of a spool file: its text, and the byte offset just past it in the file. */
+export interface SpoolLine {
+  text: string;
+  end: number;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
 export interface Spool {
   readonly dir: string;
   /** Appends the rows and fsyncs; resolves only once they are on disk. */
@@ -84,7 +92,7 @@ export interface Spool {
   appendSync(rows: readonly object[]): void;
   /** Seals the active file (if it holds anything) and lists every sealed file, oldest first. */
   seal(): Promise<string[]>;
-  readLines(file: string): AsyncGenerator<string>;
+  readLines(file: string): AsyncGenerator<SpoolLine>;
   remove(file: string): Promise<void>;
   /** Appends raw lines to the rejected file. */
   reject(lines: readonly string[]): Promise<void>;
@@ -709,13 +717,35 @@ function ignoreMissing(err: unknown): void {
   if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
 }
 
-async function* readLines(file: string): AsyncGenerator<string> {
-  const input = createReadStream(file, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+/**
+ * The file's lines, each with the byte offset just past it (its newline included, when it has one),
+ * so the replay counts exactly the bytes it is through: split on LF only, a CR before it dropped
+ * from the text (a file edited on Windows), and a torn last line (no newline) ending at the file's
+ * end. Bytes that are not UTF-8 do not shift the offsets.
+ */
+async function* readLines(file: string): AsyncGenerator<SpoolLine> {
+  const input = createReadStream(file);
+  let pending: Buffer[] = [];
+  let offset = 0;
+  const lineOf = (parts: Buffer[], newline: boolean): SpoolLine => {
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    offset += bytes.length + (newline ? 1 : 0);
+    const textEnd = newline && bytes.at(-1) === CR ? bytes.length - 1 : bytes.length;
+    return { text: bytes.toString('utf8', 0, textEnd), end: offset };
+  };
   try {
-    for await (const line of lines) yield line;
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (let newline = chunk.indexOf(LF); newline !== -1; newline = chunk.indexOf(LF, start)) {
+        pending.push(chunk.subarray(start, newline));
+        yield lineOf(pending, true);
+        pending = [];
+        start = newline + 1;
+      }
+      if (start < chunk.length) pending.push(chunk.subarray(start));
+    }
+    if (pending.length > 0) yield lineOf(pending, false);
   } finally {
-    lines.close();
     input.destroy();
   }
 }
