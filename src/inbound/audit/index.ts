@@ -206,6 +206,11 @@ export function createAuditWriter({
   let lastShedLogAt = 0;
   /** The last spool append failed (cleared by one that succeeds, or once the database is up again). */
   let spoolFailing = false;
+  /**
+   * The last replay round reached the database but the spool disk stopped it (a seal, read or
+   * remove failed): rows go straight to the database, so a full spool refuses no calls meanwhile.
+   */
+  let replayStuckOnDisk = false;
   let lastBlockedLogAt = 0;
   let lastSpoolDiskLogAt = Number.NEGATIVE_INFINITY;
   /** Why auditBlocked() was last seen true by write(), so the writer says when calls pass again. */
@@ -396,7 +401,10 @@ export function createAuditWriter({
   }
 
   function auditBlocked(): boolean {
-    return spoolAtLimit() || (spoolFailing && (!dbUp || queue.length >= maxQueue));
+    // A full spool whose disk fails with the database up holds rows nobody can add to (new ones go
+    // to the database): it waits for the disk, and calls pass.
+    const limitHolds = spoolAtLimit() && !(dbUp && replayStuckOnDisk);
+    return limitHolds || (spoolFailing && (!dbUp || queue.length >= maxQueue));
   }
 
   /** While calls are refused, every row written says so at error, at most once a second. */
@@ -463,9 +471,12 @@ export function createAuditWriter({
         // database counts as up so rows go straight to it, and the spool's files stay where they
         // are (sealed in order, or still the active file) for the next rounds.
         reportSpoolDiskError(err);
+        replayStuckOnDisk = true;
         markDbUp(epoch, 'audit database reachable again; the spool disk fails, its rows wait on it');
+        noteUnblocked();
         return;
       }
+      replayStuckOnDisk = false;
       markDbUp(epoch, 'audit database reachable again; spool replayed');
       if (!dbUp) return;
       if (empty) {

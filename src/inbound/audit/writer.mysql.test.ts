@@ -589,6 +589,52 @@ describe('audit writer under MariaDB faults', () => {
     expect(writer.stats()).toMatchObject({ replayed: 10, spooled: 10, queued: 0, rejected: 0, dropped: 0 });
   }, 60_000);
 
+  it('forwards calls again when MySQL returns with the spool at its limit and its disk failing', async () => {
+    const logger = recordingLogger();
+    const writer = startWriter({
+      batchSize: 5,
+      maxQueue: 10,
+      replayIntervalMs: 100,
+      spoolMaxBytes: 1024,
+      logger,
+    });
+    proxy.cut();
+    const spooled = ids(10, 'fulldisk-spooled');
+    for (const id of spooled) writer.write(sampleRow(id));
+    await writer.flush();
+    expect(writer.stats().spoolBytes).toBeGreaterThanOrEqual(1024);
+    expect(writer.auditBlocked()).toBe(true);
+
+    // The disk fails (see above) with the spool full: the replay cannot even seal it.
+    const aside = `${spoolDir}.aside`;
+    renameSync(spoolDir, aside);
+    writeFileSync(spoolDir, '');
+    try {
+      // MySQL is back: new rows can go straight to it, so calls pass although the spool is still full.
+      proxy.restore();
+      await waitFor(() => !writer.auditBlocked(), 15_000, 'calls to pass again');
+      expect(writer.stats().spoolBytes).toBeGreaterThanOrEqual(1024);
+      const direct = ids(5, 'fulldisk-direct');
+      for (const id of direct) writer.write(sampleRow(id));
+      await writer.flush();
+      expect(await storedIds('fulldisk-direct')).toEqual(sorted(direct));
+      // MySQL goes again: the full spool refuses calls again.
+      proxy.cut();
+      writer.write(sampleRow(`m${run}fulldisk-cut-0`));
+      await writer.flush();
+      await waitFor(() => writer.auditBlocked(), 10_000, 'calls to be refused again');
+      proxy.restore();
+      await waitFor(() => !writer.auditBlocked(), 15_000, 'calls to pass once more');
+    } finally {
+      unlinkSync(spoolDir);
+      renameSync(aside, spoolDir);
+    }
+    await waitFor(() => spoolFiles(spoolDir).length === 0, 15_000, 'the spool to be replayed and removed');
+    await waitFor(async () => (await storedIds('fulldisk')).length === 16, 15_000, 'every row in MySQL');
+    expect(await storedIds('fulldisk-spooled')).toEqual(sorted(spooled));
+    expect(writer.stats()).toMatchObject({ queued: 0, dropped: 0, spoolBytes: 0 });
+  }, 60_000);
+
   it('spools the backlog at once when the queue outgrows maxQueue, and loses nothing', async () => {
     const writer = startWriter({ batchSize: 10, maxQueue: 50, writeTimeoutMs: 1500 });
     proxy.hang();
