@@ -109,9 +109,10 @@ export interface AuditWriter {
   stats(): AuditWriterStats;
   /**
    * True while the writer cannot currently make a row durable: the rows still to replay from the
-   * spool have reached spoolMaxBytes, or spool appends are failing while the database is down (or
-   * the queue has outgrown maxQueue), so rows are held in memory. The inbound pipeline then
-   * refuses calls. Read from memory, no disk access: cheap enough for every call.
+   * spool have reached spoolMaxBytes (unless the database is up and only the spool's disk keeps
+   * them there, so new rows go to the database), or spool appends are failing while the database
+   * is down (or the queue has outgrown maxQueue), so rows are held in memory. The inbound pipeline
+   * then refuses calls. Read from memory, no disk access: cheap enough for every call.
    */
   auditBlocked(): boolean;
 }
