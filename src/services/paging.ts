@@ -101,6 +101,8 @@ export function pageOf<R, K extends readonly string[]>(
 /**
  * Reads the requested page of `query` in ascending order of the one column `column` that is the
  * listing's sort key: after the cursor's key, `rowsToFetch` rows, made into a page with `pageOf`.
+ * The column must compare as bytes on MySQL too (a utf8mb4_bin column, see migration
+ * 2026-11-24T0005), as SQLite compares, or the order and the pages differ per database.
  */
 export async function readPage<DB, TB extends keyof DB, O>(
   listing: Listing<NoInfer<O>, readonly [string]>,
