@@ -159,6 +159,31 @@ describe.each(DIALECTS)('partner-key cache on %s', (dialect) => {
     },
   );
 
+  it('forgets the unreadable secrets of a key it evicts: the counts cover the keys it holds', async () => {
+    const broken = await rotatedKey(localProvider());
+    await corruptPartnerCiphertext(gw.database.db, broken.keyId, 1);
+    await corruptPartnerCiphertext(gw.database.db, broken.keyId, 2);
+    const healthy = await rotatedKey(localProvider());
+    const logger = captureLogger();
+    const cache = createPartnerKeyCache({
+      db: gw.database.db,
+      secrets: store(localProvider()),
+      maxEntries: 1,
+      logger,
+    });
+    const counted = [{ tenantId, secrets: 2, keysWithoutReadableSecret: 1 }];
+
+    expect((await cache.get(broken.keyId))?.secrets).toEqual([]);
+    expect(cache.unreadableCounts()).toEqual(counted);
+    // Another key takes the only place: the evicted key no longer counts.
+    expect((await cache.get(healthy.keyId))?.secrets).toHaveLength(2);
+    expect(cache.unreadableCounts()).toEqual([]);
+    // Loaded again, it counts again, and its secrets are news to this cache again: logged again.
+    await cache.get(broken.keyId);
+    expect(cache.unreadableCounts()).toEqual(counted);
+    expect(logger.errors().map((l) => l.obj.keyId)).toEqual([broken.keyId, broken.keyId]);
+  });
+
   it('still fails the load while the KMS is down: last-known-good, else 503', async () => {
     const { keyId, secrets } = await rotatedKey(awsProvider());
     await corruptPartnerWrappedKey(gw.database.db, keyId, 2);

@@ -33,8 +33,9 @@ export const DEFAULT_KEY_CACHE_TTL_MS = 5000;
 
 export interface PartnerKeyCache extends LkgCache<PartnerKeyForGateway> {
   /**
-   * Per tenant with any, as of each key's latest load on this node: how many live secrets do not
-   * decrypt, and how many keys have no live secret that does (every call with them is refused).
+   * Per tenant with any, over the keys this node's cache holds, as of each key's latest load: how
+   * many live secrets do not decrypt, and how many keys have no live secret that does (every call
+   * with them is refused).
    */
   unreadableCounts(): Array<{ tenantId: string; secrets: number; keysWithoutReadableSecret: number }>;
 }
@@ -51,9 +52,13 @@ export function createPartnerKeyCache(deps: {
   db: Db;
   secrets: SecretStore;
   ttlMs?: number;
+  /** Bound on the keys cached (the cache's default, 50,000, without it). */
+  maxEntries?: number;
   logger?: { warn(details: object, message: string): void; error(details: object, message: string): void };
 }): PartnerKeyCache {
-  // By key id: only keys whose latest load found a secret unreadable.
+  // By key id: only keys in the cache whose latest load found a secret unreadable. A key the cache
+  // evicts leaves it too, so the counts cover only keys this node holds and the map stays within
+  // the cache's bound; if the key is loaded again, its unreadable secrets are news again (logged).
   const reported = new Map<string, Reported>();
 
   /**
@@ -104,9 +109,11 @@ export function createPartnerKeyCache(deps: {
   const cache = createLkgCache({
     load: (keyId) => loadPartnerKeyForGateway(deps, keyId),
     ttlMs: deps.ttlMs ?? DEFAULT_KEY_CACHE_TTL_MS,
+    maxEntries: deps.maxEntries,
     what: 'partner key',
     logger: deps.logger,
     onStore: report,
+    onEvict: (keyId) => reported.delete(keyId),
   });
   return {
     ...cache,

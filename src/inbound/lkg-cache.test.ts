@@ -77,4 +77,29 @@ describe('createLkgCache', () => {
     await cache.get('a'); // evicted: loaded again
     expect(loader.calls()).toBe(4);
   });
+
+  it('names each key it evicts to onEvict, and passes no load of an evicted entry to onStore', async () => {
+    const events: string[] = [];
+    let release = () => {};
+    const cache = createLkgCache({
+      load: async (key: string) => {
+        if (key === 'slow') await new Promise<void>((resolve) => (release = resolve));
+        return `${key}:v1`;
+      },
+      ttlMs: 60_000,
+      maxEntries: 2,
+      what: 'thing',
+      onStore: (key) => events.push(`store ${key}`),
+      onEvict: (key) => events.push(`evict ${key}`),
+    });
+    for (const k of ['a', 'b', 'c']) await cache.get(k);
+    expect(events).toEqual(['store a', 'store b', 'evict a', 'store c']);
+
+    // Evicted while its first load runs: the callers get the value, but the cache keeps nothing.
+    const slow = cache.get('slow');
+    for (const k of ['d', 'e']) await cache.get(k);
+    release();
+    expect(await slow).toBe('slow:v1');
+    expect(events.slice(4)).toEqual(['evict b', 'evict c', 'store d', 'evict slow', 'store e']);
+  });
 });

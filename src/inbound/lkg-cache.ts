@@ -23,6 +23,12 @@ export interface LkgCacheOptions<V> {
    * is handed to its callers but not kept, and not passed here.
    */
   onStore?(key: string, value: V | undefined): void;
+  /**
+   * Called with each key whose entry the cache drops to stay within `maxEntries`, so that what
+   * `onStore` recorded for it can be dropped too; a load of the dropped entry that is still running
+   * is handed to its callers but not kept, and not passed to `onStore`.
+   */
+  onEvict?(key: string): void;
   /** Milliseconds clock, for tests. */
   now?: () => number;
 }
@@ -55,6 +61,7 @@ export function createLkgCache<V>({
   what,
   logger,
   onStore,
+  onEvict,
   now = Date.now,
 }: LkgCacheOptions<V>): LkgCache<V> {
   if (!(ttlMs > 0)) throw new RangeError(`createLkgCache: ttlMs must be positive, got ${ttlMs}`);
@@ -73,7 +80,8 @@ export function createLkgCache<V>({
           entry.value = value;
           entry.hasValue = true;
           entry.stale = false;
-          onStore?.(key, value);
+          // Not for an entry evicted meanwhile: onEvict already said the key is gone.
+          if (entries.get(key) === entry) onStore?.(key, value);
         }
         return value;
       },
@@ -103,7 +111,10 @@ export function createLkgCache<V>({
   function remember(key: string, entry: Entry<V>): void {
     if (entries.size >= maxEntries) {
       const oldest = entries.keys().next();
-      if (!oldest.done) entries.delete(oldest.value);
+      if (!oldest.done) {
+        entries.delete(oldest.value);
+        onEvict?.(oldest.value);
+      }
     }
     entries.set(key, entry);
   }
