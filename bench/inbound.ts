@@ -25,12 +25,17 @@ import { createTestDatabase, REDIS_TEST_URL } from '../test/helpers/db.ts';
 import { type KeygateChild, startInboundChild } from '../test/helpers/inbound.ts';
 import { type AbOptions, type AbResult, runAb } from './ab.ts';
 import {
+  type Capacity,
   type CpuFigures,
+  capacityOf,
   cpuText,
+  DEFAULT_CONNECTION_LEVELS,
   DEFAULT_ROUNDS,
+  type LevelRps,
   measureCpu,
   medianBy,
   pidByName,
+  printCapacity,
   startChild,
   stop,
   WARMUP_SEC,
@@ -42,13 +47,19 @@ export interface LatencyFigures extends Partial<CpuFigures> {
   p99: number;
 }
 
-export interface InboundBench {
+/** The rounds at one concurrency level. */
+export interface InboundLevel extends LevelRps {
   keygate: LatencyFigures;
   passthrough: LatencyFigures;
   /** keygate / passthrough RPS of the round shown (the median one). */
   ratio: number;
   /** Every round's ratio, in the order they ran. */
   ratios: number[];
+}
+
+export interface InboundBench {
+  levels: InboundLevel[];
+  capacity: Capacity;
 }
 
 interface PartnerKey {
@@ -155,39 +166,49 @@ async function setUpInbound(): Promise<InboundSetup> {
 
 export async function benchInbound({
   durationSec = 10,
-  connections = 32,
+  connectionLevels = DEFAULT_CONNECTION_LEVELS,
   rounds = DEFAULT_ROUNDS,
 }: {
   durationSec?: number;
-  connections?: number;
+  connectionLevels?: readonly number[];
   rounds?: number;
 } = {}): Promise<InboundBench> {
   const setup = await setUpInbound();
   try {
     const { keygate, passthrough, key, parts } = setup;
-    // Rounds alternate the two targets, so a slow minute on a shared machine hits both; the round
-    // with the median ratio is the one reported.
-    const results: Array<Omit<InboundBench, 'ratios'>> = [];
-    for (let round = 0; round < rounds; round++) {
-      const keygateFigures = await measureCpu(
-        keygate.pid,
-        durationSec,
-        () => drive(keygate.url, key, durationSec, connections),
-        parts,
-      );
-      const passthroughFigures = await measureCpu(
-        passthrough.pid,
-        durationSec,
-        () => drive(passthrough.url, key, durationSec, connections),
-        parts,
-      );
-      results.push({
-        keygate: keygateFigures,
-        passthrough: passthroughFigures,
-        ratio: keygateFigures.rps / passthroughFigures.rps,
+    const levels: InboundLevel[] = [];
+    for (const connections of connectionLevels) {
+      // Rounds alternate the two targets, so a slow minute on a shared machine hits both; the
+      // round with the median ratio is the one shown.
+      const results: Array<{ keygate: LatencyFigures; passthrough: LatencyFigures; ratio: number }> = [];
+      for (let round = 0; round < rounds; round++) {
+        const keygateFigures = await measureCpu(
+          keygate.pid,
+          durationSec,
+          () => drive(keygate.url, key, durationSec, connections),
+          parts,
+        );
+        const passthroughFigures = await measureCpu(
+          passthrough.pid,
+          durationSec,
+          () => drive(passthrough.url, key, durationSec, connections),
+          parts,
+        );
+        results.push({
+          keygate: keygateFigures,
+          passthrough: passthroughFigures,
+          ratio: keygateFigures.rps / passthroughFigures.rps,
+        });
+      }
+      levels.push({
+        ...medianBy(results, (r) => r.ratio),
+        connections,
+        ratios: results.map((r) => r.ratio),
+        passthroughRps: results.map((r) => r.passthrough.rps),
+        keygateRps: results.map((r) => r.keygate.rps),
       });
     }
-    return { ...medianBy(results, (r) => r.ratio), ratios: results.map((r) => r.ratio) };
+    return { levels, capacity: capacityOf(levels) };
   } finally {
     await setup.close();
   }
@@ -286,16 +307,23 @@ export function printInbound(r: InboundBench): void {
   const line = (f: LatencyFigures) =>
     `${String(f.rps).padStart(7)} req/s  p50 ${f.p50.toFixed(2).padStart(6)} ms  p99 ${f.p99.toFixed(2).padStart(6)} ms${cpuText(f)}`;
   console.log('inbound (HMAC verify, Redis nonce + limiter, route, forward, async MySQL audit):');
-  console.log(`  node:http+undici pass  ${line(r.passthrough)}`);
-  console.log(`  keygate                ${line(r.keygate)}`);
-  console.log(
-    `  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.6x; rounds ${r.ratios.map((x) => x.toFixed(2)).join(', ')})`,
-  );
+  for (const level of r.levels) {
+    console.log(` at ${level.connections} connections:`);
+    console.log(`  node:http+undici pass  ${line(level.passthrough)}`);
+    console.log(`  keygate                ${line(level.keygate)}`);
+    console.log(
+      `  keygate / passthrough  ${level.ratio.toFixed(2)}x  (rounds ${level.ratios.map((x) => x.toFixed(2)).join(', ')})`,
+    );
+  }
+  printCapacity(r.capacity, 0.6);
 }
 
 if (import.meta.main) {
   const [durationSec, connections] = process.argv.slice(2).map(Number);
   printInbound(
-    await benchInbound({ durationSec: durationSec || undefined, connections: connections || undefined }),
+    await benchInbound({
+      durationSec: durationSec || undefined,
+      connectionLevels: connections ? [connections] : undefined,
+    }),
   );
 }

@@ -214,3 +214,52 @@ export function medianBy<T>(items: readonly T[], key: (item: T) => number): T {
   if (middle === undefined) throw new Error('medianBy: no items');
   return middle;
 }
+
+/**
+ * Concurrency levels the HTTP benchmarks load each target at (BENCH_CONNECTIONS="32,128"
+ * overrides them in run.ts). A closed loop of 32 connections leaves a proxy whose calls make
+ * several hops in turn (keygate inbound: Redis, then the upstream) short of its capacity while a
+ * one-hop passthrough is already at its own; 128 saturates both on the development machine.
+ */
+export const DEFAULT_CONNECTION_LEVELS = [32, 128];
+
+/** One target's rounds at one concurrency level. */
+export interface LevelRps {
+  connections: number;
+  passthroughRps: readonly number[];
+  keygateRps: readonly number[];
+}
+
+/** Each target's capacity: its best median req/s over the levels, and at which level. */
+export interface Capacity {
+  passthrough: { rps: number; connections: number };
+  keygate: { rps: number; connections: number };
+  /** keygate's capacity / the passthrough's. */
+  ratio: number;
+}
+
+/**
+ * Compares capacities rather than one level's rates: each target at the concurrency level where
+ * its median over the rounds is highest, as a gateway is sized by the rate it sustains when
+ * loaded enough, not by how one closed-loop client count suits it.
+ */
+export function capacityOf(levels: readonly LevelRps[]): Capacity {
+  const best = (rps: (level: LevelRps) => readonly number[]) => {
+    let top = { rps: 0, connections: 0 };
+    for (const level of levels) {
+      const median = medianBy(rps(level), (x) => x);
+      if (median > top.rps) top = { rps: median, connections: level.connections };
+    }
+    return top;
+  };
+  const passthrough = best((l) => l.passthroughRps);
+  const keygate = best((l) => l.keygateRps);
+  return { passthrough, keygate, ratio: passthrough.rps === 0 ? 0 : keygate.rps / passthrough.rps };
+}
+
+export function printCapacity(c: Capacity, target: number): void {
+  console.log(
+    `  capacity (each at its best level): passthrough ${Math.round(c.passthrough.rps)} req/s at ${c.passthrough.connections} connections, ` +
+      `keygate ${Math.round(c.keygate.rps)} req/s at ${c.keygate.connections}: ${c.ratio.toFixed(2)}x  (target >= ${target}x)`,
+  );
+}

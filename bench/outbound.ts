@@ -23,12 +23,17 @@ import { createTenant } from '../src/services/tenants.ts';
 import { createServiceToken } from '../src/services/tokens.ts';
 import { type AbOptions, type AbResult, runAb } from './ab.ts';
 import {
+  type Capacity,
   type CpuFigures,
+  capacityOf,
+  DEFAULT_CONNECTION_LEVELS,
   DEFAULT_ROUNDS,
   fmt,
+  type LevelRps,
   type LoadResult,
   measureCpu,
   medianBy,
+  printCapacity,
   runLoad,
   startChild,
   stop,
@@ -40,14 +45,21 @@ const here = import.meta.dirname;
 
 type Measured = LoadResult & CpuFigures;
 
-export interface OutboundBench {
-  direct: LoadResult;
+/** The rounds at one concurrency level. */
+export interface OutboundLevel extends LevelRps {
+  /** Measured at the first level only (it is there to show the upstream's own rate). */
+  direct: LoadResult | null;
   passthrough: Measured;
   keygate: Measured;
   /** keygate / passthrough RPS of the round shown (the median one). */
   ratio: number;
   /** Every round's ratio, in the order they ran. */
   ratios: number[];
+}
+
+export interface OutboundBench {
+  levels: OutboundLevel[];
+  capacity: Capacity;
 }
 
 async function freePort(): Promise<number> {
@@ -190,52 +202,70 @@ async function setUpOutbound(): Promise<OutboundSetup> {
 }
 
 export async function benchOutbound(
-  opts: { durationSec?: number; connections?: number; rounds?: number } = {},
+  opts: { durationSec?: number; connectionLevels?: readonly number[]; rounds?: number } = {},
 ): Promise<OutboundBench> {
   const durationSec = opts.durationSec ?? 10;
-  const connections = opts.connections ?? 32;
+  const connectionLevels = opts.connectionLevels ?? DEFAULT_CONNECTION_LEVELS;
   const rounds = opts.rounds ?? DEFAULT_ROUNDS;
   const setup = await setUpOutbound();
   try {
-    const { keygate, passthrough, passthroughReq, directReq } = setup;
-    const parts = { upstream: setup.upstream.pid };
-    const load = { connections, durationSec, warmupSec: WARMUP_SEC };
-    // BENCH_OUTBOUND_ONLY=keygate skips the baselines, for quick before/after runs while tuning.
-    const skip = process.env.BENCH_OUTBOUND_ONLY === 'keygate';
-    const none = {
-      rps: 0,
-      p50Ms: 0,
-      p99Ms: 0,
-      errors: 0,
-      non2xx: 0,
-      cpuUsPerRequest: null,
-      machineUsPerRequest: null,
-    };
-    // Rounds alternate the three targets, so a slow minute on a shared machine hits them all; the
-    // round with the median ratio is the one reported.
-    const results: Array<Omit<OutboundBench, 'ratios'>> = [];
-    for (let round = 0; round < rounds; round++) {
-      const direct = skip ? none : await runLoad({ ...load, ...directReq });
-      const pass = skip
-        ? none
-        : await measureCpu(
-            passthrough.pid,
-            durationSec,
-            () => runLoad({ ...load, ...passthroughReq }),
-            parts,
-          );
-      const kg = await measureCpu(
-        keygate.child.pid,
-        durationSec,
-        () => runLoad({ ...load, ...keygate.req }),
-        parts,
-      );
-      results.push({ direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps });
+    const levels: OutboundLevel[] = [];
+    for (const [i, connections] of connectionLevels.entries()) {
+      levels.push(await runLevel(setup, { durationSec, connections, rounds, direct: i === 0 }));
     }
-    return { ...medianBy(results, (r) => r.ratio), ratios: results.map((r) => r.ratio) };
+    return { levels, capacity: capacityOf(levels) };
   } finally {
     await setup.close();
   }
+}
+
+async function runLevel(
+  setup: OutboundSetup,
+  opts: { durationSec: number; connections: number; rounds: number; direct: boolean },
+): Promise<OutboundLevel> {
+  const { durationSec, connections, rounds } = opts;
+  const { keygate, passthrough, passthroughReq, directReq } = setup;
+  const parts = { upstream: setup.upstream.pid };
+  const load = { connections, durationSec, warmupSec: WARMUP_SEC };
+  // BENCH_OUTBOUND_ONLY=keygate skips the baselines, for quick before/after runs while tuning.
+  const skip = process.env.BENCH_OUTBOUND_ONLY === 'keygate';
+  const none = {
+    rps: 0,
+    p50Ms: 0,
+    p99Ms: 0,
+    errors: 0,
+    non2xx: 0,
+    cpuUsPerRequest: null,
+    machineUsPerRequest: null,
+  };
+  // Rounds alternate the targets, so a slow minute on a shared machine hits them all; the round
+  // with the median ratio is the one shown.
+  const results: Array<{
+    direct: LoadResult | null;
+    passthrough: Measured;
+    keygate: Measured;
+    ratio: number;
+  }> = [];
+  for (let round = 0; round < rounds; round++) {
+    const direct = opts.direct && !skip ? await runLoad({ ...load, ...directReq }) : null;
+    const pass = skip
+      ? none
+      : await measureCpu(passthrough.pid, durationSec, () => runLoad({ ...load, ...passthroughReq }), parts);
+    const kg = await measureCpu(
+      keygate.child.pid,
+      durationSec,
+      () => runLoad({ ...load, ...keygate.req }),
+      parts,
+    );
+    results.push({ direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps });
+  }
+  return {
+    ...medianBy(results, (r) => r.ratio),
+    connections,
+    ratios: results.map((r) => r.ratio),
+    passthroughRps: results.map((r) => r.passthrough.rps),
+    keygateRps: results.map((r) => r.keygate.rps),
+  };
 }
 
 /**
@@ -276,17 +306,24 @@ async function expectSeedSuccess(
 
 export function printOutbound(r: OutboundBench): void {
   console.log('outbound (seed script, token cached, AES + SHA-256 + response decrypt):');
-  console.log(`  direct to upstream     ${fmt(r.direct)}`);
-  console.log(`  node:http+undici pass  ${fmt(r.passthrough)}`);
-  console.log(`  keygate                ${fmt(r.keygate)}`);
-  console.log(
-    `  keygate / passthrough  ${r.ratio.toFixed(2)}x  (target >= 0.75x; rounds ${r.ratios.map((x) => x.toFixed(2)).join(', ')})`,
-  );
+  for (const level of r.levels) {
+    console.log(` at ${level.connections} connections:`);
+    if (level.direct) console.log(`  direct to upstream     ${fmt(level.direct)}`);
+    console.log(`  node:http+undici pass  ${fmt(level.passthrough)}`);
+    console.log(`  keygate                ${fmt(level.keygate)}`);
+    console.log(
+      `  keygate / passthrough  ${level.ratio.toFixed(2)}x  (rounds ${level.ratios.map((x) => x.toFixed(2)).join(', ')})`,
+    );
+  }
+  printCapacity(r.capacity, 0.75);
 }
 
 if (import.meta.main) {
   const [durationSec, connections] = process.argv.slice(2).map(Number);
   printOutbound(
-    await benchOutbound({ durationSec: durationSec || undefined, connections: connections || undefined }),
+    await benchOutbound({
+      durationSec: durationSec || undefined,
+      connectionLevels: connections ? [connections] : undefined,
+    }),
   );
 }

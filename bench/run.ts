@@ -5,13 +5,23 @@
  * Load tests target 127.0.0.1 only and stop by themselves.
  */
 import { REDIS_TEST_URL } from '../test/helpers/db.ts';
-import { DEFAULT_ROUNDS } from './load.ts';
+import { DEFAULT_CONNECTION_LEVELS, DEFAULT_ROUNDS } from './load.ts';
 
 const parts = process.argv.slice(2);
 // outbound-ab and inbound-ab compare two keygate builds or settings; they run only when asked for.
 const wanted = (name: string) => parts.includes(name) || (parts.length === 0 && !name.endsWith('-ab'));
 const durationSec = Number(process.env.BENCH_DURATION_SEC ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? DEFAULT_ROUNDS);
+// BENCH_CONNECTIONS="32,128": the concurrency levels of the HTTP benchmarks (see load.ts).
+const connectionLevels = process.env.BENCH_CONNECTIONS
+  ? process.env.BENCH_CONNECTIONS.split(',').map((n) => Number(n.trim()))
+  : DEFAULT_CONNECTION_LEVELS;
+if (!connectionLevels.every((n) => Number.isInteger(n) && n > 0)) {
+  console.error(
+    `BENCH_CONNECTIONS: expected positive integers separated by commas, got "${process.env.BENCH_CONNECTIONS}"`,
+  );
+  process.exit(2);
+}
 
 if (wanted('sandbox')) {
   const { benchSandbox, printSandbox } = await import('./sandbox.ts');
@@ -21,7 +31,7 @@ if (wanted('sandbox')) {
 }
 if (wanted('outbound')) {
   const { benchOutbound, printOutbound } = await import('./outbound.ts');
-  printOutbound(await benchOutbound({ durationSec, rounds }));
+  printOutbound(await benchOutbound({ durationSec, rounds, connectionLevels }));
   console.log('');
 }
 if (wanted('limiter')) {
@@ -47,7 +57,7 @@ if (wanted('limiter')) {
 }
 if (wanted('inbound')) {
   const { benchInbound, printInbound } = await import('./inbound.ts');
-  printInbound(await benchInbound({ durationSec, rounds }));
+  printInbound(await benchInbound({ durationSec, rounds, connectionLevels }));
 }
 for (const part of ['outbound', 'inbound'] as const) {
   if (!wanted(`${part}-ab`)) continue;
