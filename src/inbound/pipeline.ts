@@ -87,8 +87,6 @@ interface InboundCall {
   requestBodyRefused?: boolean;
   rateLimit?: RateLimitDecision;
   route?: InboundRoute;
-  /** The call was sent on to its upstream (whatever came of it). */
-  forwarded?: boolean;
   answer?: {
     status: number;
     headers: Record<string, string | string[]>;
@@ -119,7 +117,6 @@ export async function handleInboundCall(
     refuseWhileAuditBlocked(deps);
     await claimNonceAndSpendQuota(deps, key, auth, call);
     call.route = await findRoute(deps, key, call.path);
-    call.forwarded = true;
     const upstream = await forwardToUpstream(deps, call, call.route, key, req, body);
     answerFromUpstream(res, call, upstream);
   } catch (err) {
@@ -390,8 +387,9 @@ function recordCall(deps: InboundDeps, req: IncomingMessage, call: InboundCall):
     outcome: answer.outcome,
     created_at: toDbTime(),
   };
-  // The row of a call keygate refused may be shed while the audit is far behind (see AuditWriter).
-  deps.audit.write(row, { forwarded: call.forwarded === true });
+  // A call with a route went to its upstream (the route is the last check). The row of a call
+  // keygate refused may be shed while the audit is far behind (see AuditWriter).
+  deps.audit.write(row, { forwarded: call.route !== undefined });
 
   deps.metrics.recordRequest('inbound', call.route?.prefix ?? '-', answer.status, latencyMs / 1000);
   deps.metrics.inboundOutcomes.inc({ outcome: answer.outcome });
