@@ -202,9 +202,10 @@ export async function readSecretFromStdin(io: CommandIo, prompt: string): Promis
   if (!tty.isTTY || typeof tty.setRawMode !== 'function') {
     return (await readStdin(io.stdin)).replace(/\r?\n$/, '');
   }
-  io.stderr.write(`${prompt} (typing is not shown; Enter to finish): `);
+  // Echo off before the prompt shows: what is typed (or pasted) the moment it appears stays unseen.
   tty.setRawMode(true);
   try {
+    io.stderr.write(`${prompt} (typing is not shown; Enter to finish): `);
     return await new Promise<string>((resolve, reject) => {
       let value = '';
       const onData = (chunk: Buffer | string) => {
