@@ -176,12 +176,13 @@ export async function benchInbound({
   const setup = await setUpInbound();
   try {
     const { keygate, passthrough, key, parts } = setup;
-    const levels: InboundLevel[] = [];
-    for (const connections of connectionLevels) {
-      // Rounds alternate the two targets, so a slow minute on a shared machine hits both; the
-      // round with the median ratio is the one shown.
-      const results: Array<{ keygate: LatencyFigures; passthrough: LatencyFigures; ratio: number }> = [];
-      for (let round = 0; round < rounds; round++) {
+    // Each round loads both targets at every level in turn, so that the machine's drift over the
+    // run (a third of the rate within minutes) hits every level and target alike; the round with
+    // the median ratio of a level is the one shown.
+    type Round = { keygate: LatencyFigures; passthrough: LatencyFigures; ratio: number };
+    const byLevel: Round[][] = connectionLevels.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, connections] of connectionLevels.entries()) {
         const keygateFigures = await measureCpu(
           keygate.pid,
           durationSec,
@@ -194,20 +195,20 @@ export async function benchInbound({
           () => drive(passthrough.url, key, durationSec, connections),
           parts,
         );
-        results.push({
+        byLevel[i]!.push({
           keygate: keygateFigures,
           passthrough: passthroughFigures,
           ratio: keygateFigures.rps / passthroughFigures.rps,
         });
       }
-      levels.push({
-        ...medianBy(results, (r) => r.ratio),
-        connections,
-        ratios: results.map((r) => r.ratio),
-        passthroughRps: results.map((r) => r.passthrough.rps),
-        keygateRps: results.map((r) => r.keygate.rps),
-      });
     }
+    const levels: InboundLevel[] = byLevel.map((results, i) => ({
+      ...medianBy(results, (r) => r.ratio),
+      connections: connectionLevels[i]!,
+      ratios: results.map((r) => r.ratio),
+      passthroughRps: results.map((r) => r.passthrough.rps),
+      keygateRps: results.map((r) => r.keygate.rps),
+    }));
     return { levels, capacity: capacityOf(levels) };
   } finally {
     await setup.close();

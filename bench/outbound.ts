@@ -209,21 +209,36 @@ export async function benchOutbound(
   const rounds = opts.rounds ?? DEFAULT_ROUNDS;
   const setup = await setUpOutbound();
   try {
-    const levels: OutboundLevel[] = [];
-    for (const [i, connections] of connectionLevels.entries()) {
-      levels.push(await runLevel(setup, { durationSec, connections, rounds, direct: i === 0 }));
+    // Each round loads every target at every level in turn, so that the machine's drift over the
+    // run (a third of the rate within minutes) hits every level and target alike.
+    const byLevel: Round[][] = connectionLevels.map(() => []);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, connections] of connectionLevels.entries()) {
+        byLevel[i]!.push(await runRound(setup, { durationSec, connections, direct: i === 0 }));
+      }
     }
+    const levels: OutboundLevel[] = byLevel.map((results, i) => ({
+      // The round with the median ratio of a level is the one shown.
+      ...medianBy(results, (r) => r.ratio),
+      connections: connectionLevels[i]!,
+      ratios: results.map((r) => r.ratio),
+      passthroughRps: results.map((r) => r.passthrough.rps),
+      keygateRps: results.map((r) => r.keygate.rps),
+    }));
     return { levels, capacity: capacityOf(levels) };
   } finally {
     await setup.close();
   }
 }
 
-async function runLevel(
+type Round = { direct: LoadResult | null; passthrough: Measured; keygate: Measured; ratio: number };
+
+/** The targets loaded one after the other at one level (the direct call at the first level only). */
+async function runRound(
   setup: OutboundSetup,
-  opts: { durationSec: number; connections: number; rounds: number; direct: boolean },
-): Promise<OutboundLevel> {
-  const { durationSec, connections, rounds } = opts;
+  opts: { durationSec: number; connections: number; direct: boolean },
+): Promise<Round> {
+  const { durationSec, connections } = opts;
   const { keygate, passthrough, passthroughReq, directReq } = setup;
   const parts = { upstream: setup.upstream.pid };
   const load = { connections, durationSec, warmupSec: WARMUP_SEC };
@@ -238,34 +253,17 @@ async function runLevel(
     cpuUsPerRequest: null,
     machineUsPerRequest: null,
   };
-  // Rounds alternate the targets, so a slow minute on a shared machine hits them all; the round
-  // with the median ratio is the one shown.
-  const results: Array<{
-    direct: LoadResult | null;
-    passthrough: Measured;
-    keygate: Measured;
-    ratio: number;
-  }> = [];
-  for (let round = 0; round < rounds; round++) {
-    const direct = opts.direct && !skip ? await runLoad({ ...load, ...directReq }) : null;
-    const pass = skip
-      ? none
-      : await measureCpu(passthrough.pid, durationSec, () => runLoad({ ...load, ...passthroughReq }), parts);
-    const kg = await measureCpu(
-      keygate.child.pid,
-      durationSec,
-      () => runLoad({ ...load, ...keygate.req }),
-      parts,
-    );
-    results.push({ direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps });
-  }
-  return {
-    ...medianBy(results, (r) => r.ratio),
-    connections,
-    ratios: results.map((r) => r.ratio),
-    passthroughRps: results.map((r) => r.passthrough.rps),
-    keygateRps: results.map((r) => r.keygate.rps),
-  };
+  const direct = opts.direct && !skip ? await runLoad({ ...load, ...directReq }) : null;
+  const pass = skip
+    ? none
+    : await measureCpu(passthrough.pid, durationSec, () => runLoad({ ...load, ...passthroughReq }), parts);
+  const kg = await measureCpu(
+    keygate.child.pid,
+    durationSec,
+    () => runLoad({ ...load, ...keygate.req }),
+    parts,
+  );
+  return { direct, passthrough: pass, keygate: kg, ratio: pass.rps === 0 ? 0 : kg.rps / pass.rps };
 }
 
 /**
