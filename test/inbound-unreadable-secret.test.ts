@@ -125,9 +125,14 @@ describe('a partner-key secret that cannot be decrypted', () => {
     await retirePartnerSecret(gw.services.ctx, CLI_ACTOR, { tenant: tenantId, keyId: v1.keyId, version: 2 });
     expect((await call(v1)).status).toBe(200);
     // The retirement reaches the gateway's key cache as a config event, which may land after the
-    // call above (served by the cached key, whose version 1 verifies as well): wait for the reload.
+    // call above (served by the cached key, whose version 1 verifies as well). The gauge counts as
+    // of the key's latest load, and a key marked stale reloads on its next call: call until the
+    // reload has happened.
     await waitFor(
-      async () => !(await metrics()).includes(`keygate_unreadable_partner_key_secrets{tenant="${tenantId}"}`),
+      async () => {
+        expect((await call(v1)).status).toBe(200);
+        return !(await metrics()).includes(`keygate_unreadable_partner_key_secrets{tenant="${tenantId}"}`);
+      },
       10_000,
       'the unreadable-secret gauge to drop the repaired key',
     );
