@@ -33,11 +33,11 @@ import {
   DEFAULT_ROUNDS,
   type LevelRps,
   measureCpu,
-  medianBy,
   pidByName,
   printCapacity,
   startChild,
   stop,
+  summarizeLevels,
   WARMUP_SEC,
 } from './load.ts';
 
@@ -202,13 +202,7 @@ export async function benchInbound({
         });
       }
     }
-    const levels: InboundLevel[] = byLevel.map((results, i) => ({
-      ...medianBy(results, (r) => r.ratio),
-      connections: connectionLevels[i]!,
-      ratios: results.map((r) => r.ratio),
-      passthroughRps: results.map((r) => r.passthrough.rps),
-      keygateRps: results.map((r) => r.keygate.rps),
-    }));
+    const levels: InboundLevel[] = summarizeLevels(connectionLevels, byLevel);
     return { levels, capacity: capacityOf(levels) };
   } finally {
     await setup.close();

@@ -263,3 +263,19 @@ export function printCapacity(c: Capacity, target: number): void {
       `keygate ${Math.round(c.keygate.rps)} req/s at ${c.keygate.connections}: ${c.ratio.toFixed(2)}x  (target >= ${target}x)`,
   );
 }
+
+/**
+ * Each level's rounds made into what is printed for it: the round with the median ratio, every
+ * round's ratio, and each target's rates (for capacityOf).
+ */
+export function summarizeLevels<
+  R extends { ratio: number; passthrough: { rps: number }; keygate: { rps: number } },
+>(connectionLevels: readonly number[], byLevel: readonly R[][]): Array<R & LevelRps & { ratios: number[] }> {
+  return byLevel.map((results, i) => ({
+    ...medianBy(results, (r) => r.ratio),
+    connections: connectionLevels[i]!,
+    ratios: results.map((r) => r.ratio),
+    passthroughRps: results.map((r) => r.passthrough.rps),
+    keygateRps: results.map((r) => r.keygate.rps),
+  }));
+}

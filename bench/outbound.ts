@@ -32,11 +32,11 @@ import {
   type LevelRps,
   type LoadResult,
   measureCpu,
-  medianBy,
   printCapacity,
   runLoad,
   startChild,
   stop,
+  summarizeLevels,
   WARMUP_SEC,
 } from './load.ts';
 
@@ -217,14 +217,8 @@ export async function benchOutbound(
         byLevel[i]!.push(await runRound(setup, { durationSec, connections, direct: i === 0 }));
       }
     }
-    const levels: OutboundLevel[] = byLevel.map((results, i) => ({
-      // The round with the median ratio of a level is the one shown.
-      ...medianBy(results, (r) => r.ratio),
-      connections: connectionLevels[i]!,
-      ratios: results.map((r) => r.ratio),
-      passthroughRps: results.map((r) => r.passthrough.rps),
-      keygateRps: results.map((r) => r.keygate.rps),
-    }));
+    // The round with the median ratio of a level is the one shown.
+    const levels: OutboundLevel[] = summarizeLevels(connectionLevels, byLevel);
     return { levels, capacity: capacityOf(levels) };
   } finally {
     await setup.close();
